@@ -1,0 +1,136 @@
+/*
+ * The system description: one YAML file that says which components run,
+ * which memory regions exist and who maps them, and which channels connect
+ * whom.  docs/system-description.md is the reference for the format.
+ *
+ * sdf_load() parses and validates in one go and never starts anything; it
+ * either returns a complete, consistent model or a list of errors, each with
+ * file:line:column, what was wrong and what was expected.
+ */
+#ifndef DEVMUX_SDF_H
+#define DEVMUX_SDF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define SDF_NAME_MAX    63
+#define SDF_MAX_CHANNEL 62 /* channel ids are 0..62, as in Microkit */
+#define SDF_PAGE        4096u
+
+struct sdf_loc {
+    int line, col; /* 1-based; 0 when unknown */
+};
+
+enum sdf_fault_policy {
+    SDF_FAULT_RESTART,  /* restart it; peers are told; regions are kept */
+    SDF_FAULT_HALT,     /* leave it stopped; the rest keeps running */
+    SDF_FAULT_SHUTDOWN, /* stop the whole system */
+};
+
+struct sdf_kv {
+    char *key, *value;
+};
+
+struct sdf_component {
+    char *name;
+    char *program;      /* as written */
+    char *program_path; /* resolved, absolute */
+    struct sdf_kv *config;
+    size_t nconfig;
+    enum sdf_fault_policy fault;
+    uint32_t backoff_min_ms, backoff_max_ms;
+    struct sdf_loc loc, program_loc;
+};
+
+enum sdf_item_kind { SDF_ITEM_QUEUE, SDF_ITEM_BUFFERS, SDF_ITEM_BYTES };
+
+/* Something declared to live inside a region; the loader lays items out in
+ * order, each aligned to a cache line, and tells components where. */
+struct sdf_item {
+    char *name;
+    enum sdf_item_kind kind;
+    uint32_t count; /* queue capacity / number of buffers */
+    uint32_t elem;  /* buffer size */
+    uint64_t size;  /* bytes, computed */
+    uint64_t offset;
+    struct sdf_loc loc;
+};
+
+struct sdf_mapping {
+    char *component;
+    int comp; /* index, resolved */
+    bool writable;
+    uint64_t vaddr; /* 0: anywhere */
+    char *setvar;   /* symbol to receive the address, or NULL */
+    struct sdf_loc loc;
+};
+
+struct sdf_region {
+    char *name;
+    uint64_t size;
+    struct sdf_item *items;
+    size_t nitems;
+    struct sdf_mapping *maps;
+    size_t nmaps;
+    struct sdf_loc loc, size_loc;
+};
+
+struct sdf_end {
+    char *component;
+    int comp; /* index, resolved */
+    uint32_t id;
+    bool pp; /* this end may make protected calls to the other */
+    struct sdf_loc loc;
+};
+
+struct sdf_channel {
+    char *name; /* optional */
+    struct sdf_end end[2];
+    struct sdf_loc loc;
+};
+
+struct sdf_system {
+    char *file;
+    char *name;
+    struct sdf_component *comps;
+    size_t ncomps;
+    struct sdf_region *regions;
+    size_t nregions;
+    struct sdf_channel *channels;
+    size_t nchannels;
+};
+
+struct sdf_error {
+    struct sdf_loc loc;
+    char *msg;
+};
+
+struct sdf_errors {
+    struct sdf_error *v;
+    size_t n;
+};
+
+/* Directories searched for bare program names, in order. */
+struct sdf_options {
+    const char *const *program_path;
+    size_t nprogram_path;
+};
+
+/* Returns the model, or NULL with errs filled in. */
+struct sdf_system *sdf_load(const char *file, const struct sdf_options *opt,
+                            struct sdf_errors *errs);
+void sdf_free(struct sdf_system *sys);
+void sdf_errors_print(const struct sdf_errors *errs, const char *file, FILE *out);
+void sdf_errors_free(struct sdf_errors *errs);
+
+/* Shared by parse and validate. */
+void sdf_error(struct sdf_errors *errs, struct sdf_loc loc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void sdf_validate(struct sdf_system *sys, const struct sdf_options *opt, struct sdf_errors *errs);
+int sdf_component_index(const struct sdf_system *sys, const char *name);
+int sdf_region_index(const struct sdf_system *sys, const char *name);
+bool sdf_parse_size(const char *s, uint64_t *out);
+
+#endif

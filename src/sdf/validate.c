@@ -1,0 +1,306 @@
+/*
+ * System description validation: everything that needs the whole model.
+ * Runs only on a model that parsed cleanly, so every required field is set.
+ * Nothing starts unless this finds no error.
+ */
+#include "sdf/sdf.h"
+
+#include <inttypes.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "devmux/queue.h"
+
+int sdf_component_index(const struct sdf_system *sys, const char *name)
+{
+    for (size_t i = 0; i < sys->ncomps; i++)
+        if (name && sys->comps[i].name && !strcmp(sys->comps[i].name, name))
+            return (int)i;
+    return -1;
+}
+
+int sdf_region_index(const struct sdf_system *sys, const char *name)
+{
+    for (size_t i = 0; i < sys->nregions; i++)
+        if (name && sys->regions[i].name && !strcmp(sys->regions[i].name, name))
+            return (int)i;
+    return -1;
+}
+
+static void check_unique_names(const struct sdf_system *sys, struct sdf_errors *errs)
+{
+    for (size_t i = 0; i < sys->ncomps; i++)
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(sys->comps[i].name, sys->comps[j].name))
+                sdf_error(errs, sys->comps[i].loc,
+                          "duplicate component name '%s' (first defined on line %d); expected "
+                          "unique component names",
+                          sys->comps[i].name, sys->comps[j].loc.line);
+    for (size_t i = 0; i < sys->nregions; i++)
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(sys->regions[i].name, sys->regions[j].name))
+                sdf_error(errs, sys->regions[i].loc,
+                          "duplicate region name '%s' (first defined on line %d); expected "
+                          "unique region names",
+                          sys->regions[i].name, sys->regions[j].loc.line);
+    for (size_t i = 0; i < sys->nchannels; i++)
+        for (size_t j = 0; j < i; j++)
+            if (sys->channels[i].name && sys->channels[j].name &&
+                !strcmp(sys->channels[i].name, sys->channels[j].name))
+                sdf_error(errs, sys->channels[i].loc,
+                          "duplicate channel name '%s' (first defined on line %d); expected "
+                          "unique channel names",
+                          sys->channels[i].name, sys->channels[j].loc.line);
+}
+
+static bool is_exec(const char *path)
+{
+    return access(path, X_OK) == 0;
+}
+
+static void resolve_program(struct sdf_system *sys, struct sdf_component *c,
+                            const struct sdf_options *opt, struct sdf_errors *errs)
+{
+    char buf[PATH_MAX];
+    if (strchr(c->program, '/')) {
+        /* Relative paths are relative to the description's own directory. */
+        if (c->program[0] == '/') {
+            snprintf(buf, sizeof(buf), "%s", c->program);
+        } else {
+            char *dir = xstrdup(sys->file);
+            char *slash = strrchr(dir, '/');
+            if (slash)
+                *slash = 0;
+            snprintf(buf, sizeof(buf), "%s/%s", slash ? dir : ".", c->program);
+            free(dir);
+        }
+        if (is_exec(buf)) {
+            c->program_path = realpath(buf, NULL);
+            return;
+        }
+        sdf_error(errs, c->program_loc,
+                  "program '%s' of component '%s' is not an executable file (%s); expected the "
+                  "path of a built component",
+                  c->program, c->name, buf);
+        return;
+    }
+    for (size_t i = 0; opt && i < opt->nprogram_path; i++) {
+        snprintf(buf, sizeof(buf), "%s/%s", opt->program_path[i], c->program);
+        if (is_exec(buf)) {
+            c->program_path = realpath(buf, NULL);
+            return;
+        }
+    }
+    sdf_error(errs, c->program_loc,
+              "program '%s' of component '%s' was not found; expected a component built into "
+              "one of the %zu directories of the program search path (see DEVMUX_PATH)",
+              c->program, c->name, opt ? opt->nprogram_path : (size_t)0);
+}
+
+static void layout_region(struct sdf_region *r, struct sdf_errors *errs)
+{
+    uint64_t off = 0;
+    for (size_t k = 0; k < r->nitems; k++) {
+        struct sdf_item *it = &r->items[k];
+        for (size_t j = 0; j < k; j++)
+            if (!strcmp(r->items[j].name, it->name))
+                sdf_error(errs, it->loc,
+                          "duplicate item name '%s' in region '%s'; expected unique item names",
+                          it->name, r->name);
+        switch (it->kind) {
+        case SDF_ITEM_QUEUE:
+            it->size = DMQ_RING_BYTES(it->count);
+            break;
+        case SDF_ITEM_BUFFERS:
+            if (it->elem == 0 || it->count == 0)
+                sdf_error(errs, it->loc,
+                          "buffer pool '%s' has %u buffers of %u bytes; expected both above zero",
+                          it->name, it->count, it->elem);
+            it->size = (uint64_t)it->count * it->elem;
+            break;
+        case SDF_ITEM_BYTES:
+            break;
+        }
+        off = (off + 63) & ~(uint64_t)63;
+        it->offset = off;
+        off += it->size;
+    }
+    if (off > r->size)
+        sdf_error(errs, r->size_loc,
+                  "region '%s' is %" PRIu64 " bytes but its layout needs %" PRIu64
+                  "; expected a size of at least %" PRIu64 " (rounded to pages: %" PRIu64 ")",
+                  r->name, r->size, off, off, (off + SDF_PAGE - 1) & ~(uint64_t)(SDF_PAGE - 1));
+}
+
+static void check_regions(struct sdf_system *sys, struct sdf_errors *errs)
+{
+    for (size_t i = 0; i < sys->nregions; i++) {
+        struct sdf_region *r = &sys->regions[i];
+        layout_region(r, errs);
+        for (size_t k = 0; k < r->nmaps; k++) {
+            struct sdf_mapping *m = &r->maps[k];
+            m->comp = sdf_component_index(sys, m->component);
+            if (m->comp < 0) {
+                sdf_error(errs, m->loc,
+                          "region '%s' is mapped into component '%s', which does not exist; "
+                          "expected the name of a component",
+                          r->name, m->component);
+                continue;
+            }
+            for (size_t j = 0; j < k; j++)
+                if (r->maps[j].comp == m->comp)
+                    sdf_error(errs, m->loc,
+                              "region '%s' is mapped twice into component '%s' (also on line "
+                              "%d); expected at most one mapping per component",
+                              r->name, m->component, r->maps[j].loc.line);
+        }
+    }
+    /* Fixed addresses and setvar symbols must not collide within a component. */
+    for (size_t a = 0; a < sys->nregions; a++)
+        for (size_t k = 0; k < sys->regions[a].nmaps; k++) {
+            struct sdf_mapping *m = &sys->regions[a].maps[k];
+            if (m->comp < 0)
+                continue;
+            for (size_t b = 0; b <= a; b++)
+                for (size_t l = 0; l < sys->regions[b].nmaps; l++) {
+                    struct sdf_mapping *o = &sys->regions[b].maps[l];
+                    if (o == m || o->comp != m->comp || (b == a && l >= k))
+                        continue;
+                    if (m->vaddr && o->vaddr && m->vaddr < o->vaddr + sys->regions[b].size &&
+                        o->vaddr < m->vaddr + sys->regions[a].size)
+                        sdf_error(errs, m->loc,
+                                  "region '%s' at vaddr 0x%" PRIx64 " overlaps region '%s' in "
+                                  "component '%s'; expected disjoint addresses",
+                                  sys->regions[a].name, m->vaddr, sys->regions[b].name,
+                                  m->component);
+                    if (m->setvar && o->setvar && !strcmp(m->setvar, o->setvar))
+                        sdf_error(errs, m->loc,
+                                  "setvar_vaddr '%s' is set twice in component '%s'; expected "
+                                  "one region per variable",
+                                  m->setvar, m->component);
+                }
+        }
+}
+
+static void check_channels(struct sdf_system *sys, struct sdf_errors *errs)
+{
+    for (size_t i = 0; i < sys->nchannels; i++) {
+        struct sdf_channel *ch = &sys->channels[i];
+        for (int e = 0; e < 2; e++) {
+            ch->end[e].comp = sdf_component_index(sys, ch->end[e].component);
+            if (ch->end[e].comp < 0)
+                sdf_error(errs, ch->end[e].loc,
+                          "channel end names component '%s', which does not exist; expected the "
+                          "name of a component",
+                          ch->end[e].component);
+        }
+        if (ch->end[0].comp >= 0 && ch->end[0].comp == ch->end[1].comp)
+            sdf_error(errs, ch->loc,
+                      "channel connects component '%s' to itself; expected two different "
+                      "components",
+                      ch->end[0].component);
+        if (ch->end[0].pp && ch->end[1].pp)
+            sdf_error(errs, ch->loc,
+                      "both ends of the channel between '%s' and '%s' have pp: true; expected "
+                      "protected calls in one direction only",
+                      ch->end[0].component, ch->end[1].component);
+    }
+    /* A channel id names one channel within a component. */
+    for (size_t i = 0; i < sys->nchannels; i++)
+        for (int e = 0; e < 2; e++) {
+            const struct sdf_end *x = &sys->channels[i].end[e];
+            for (size_t j = 0; j <= i; j++)
+                for (int f = 0; f < 2; f++) {
+                    const struct sdf_end *y = &sys->channels[j].end[f];
+                    if ((j == i && f >= e) || x->comp < 0 || x->comp != y->comp || x->id != y->id)
+                        continue;
+                    sdf_error(errs, x->loc,
+                              "channel id %u is used twice in component '%s' (also on line %d); "
+                              "expected unique channel ids per component",
+                              x->id, x->component, y->loc.line);
+                }
+        }
+}
+
+/* Protected calls block the caller until the callee answers, so a cycle
+ * of them can deadlock: reject any.  Depth-first search with colours; the
+ * error spells out the cycle. */
+static bool pp_dfs(const struct sdf_system *sys, int v, int *colour, int *parent,
+                   struct sdf_errors *errs)
+{
+    colour[v] = 1;
+    for (size_t i = 0; i < sys->nchannels; i++) {
+        const struct sdf_channel *ch = &sys->channels[i];
+        for (int e = 0; e < 2; e++) {
+            if (!ch->end[e].pp || ch->end[e].comp != v)
+                continue;
+            int w = ch->end[1 - e].comp;
+            if (w < 0)
+                continue;
+            if (colour[w] == 1) {
+                char path[1024] = "";
+                int hops[256], n = 0;
+                for (int x = v; x != w && x >= 0 && n < 255; x = parent[x])
+                    hops[n++] = x;
+                hops[n++] = w;
+                for (int k = n - 1; k >= 0; k--)
+                    snprintf(path + strlen(path), sizeof(path) - strlen(path), "%s -> ",
+                             sys->comps[hops[k]].name);
+                snprintf(path + strlen(path), sizeof(path) - strlen(path), "%s",
+                         sys->comps[w].name);
+                sdf_error(errs, ch->loc,
+                          "protected calls form a cycle: %s; expected protected calls to form "
+                          "no cycle (a caller blocks until its callee replies)",
+                          path);
+                return true;
+            }
+            if (colour[w] == 0) {
+                parent[w] = v;
+                if (pp_dfs(sys, w, colour, parent, errs))
+                    return true;
+            }
+        }
+    }
+    colour[v] = 2;
+    return false;
+}
+
+static void check_pp_cycles(const struct sdf_system *sys, struct sdf_errors *errs)
+{
+    size_t n = sys->ncomps ? sys->ncomps : 1;
+    int *colour = xcalloc(n, sizeof(int));
+    int *parent = xcalloc(n, sizeof(int));
+    for (size_t v = 0; v < sys->ncomps; v++) {
+        parent[v] = -1;
+    }
+    for (size_t v = 0; v < sys->ncomps; v++)
+        if (!colour[v] && pp_dfs(sys, (int)v, colour, parent, errs))
+            break;
+    free(colour);
+    free(parent);
+}
+
+void sdf_validate(struct sdf_system *sys, const struct sdf_options *opt, struct sdf_errors *errs)
+{
+    if (sys->ncomps == 0) {
+        struct sdf_loc l = {1, 1};
+        sdf_error(errs, l, "the system has no components; expected at least one");
+    }
+    check_unique_names(sys, errs);
+    for (size_t i = 0; i < sys->ncomps; i++) {
+        struct sdf_component *c = &sys->comps[i];
+        if (c->backoff_min_ms > c->backoff_max_ms)
+            sdf_error(errs, c->loc,
+                      "component '%s' has backoff_min_ms %u above backoff_max_ms %u; expected "
+                      "min <= max",
+                      c->name, c->backoff_min_ms, c->backoff_max_ms);
+        resolve_program(sys, c, opt, errs);
+    }
+    check_regions(sys, errs);
+    check_channels(sys, errs);
+    if (!errs->n)
+        check_pp_cycles(sys, errs);
+}
