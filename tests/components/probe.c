@@ -1,0 +1,153 @@
+/*
+ * probe: a component that misbehaves on purpose, chosen by its config
+ * `action`, so integration tests can check what the sandbox and the
+ * supervisor do about it.  It also reports peer faults and restarts it sees.
+ *
+ *   open | socket | exec   make that forbidden system call in init
+ *   wild-write             store to an address no region covers
+ *   ro-write               store into the region granted read-only (`ro`)
+ *   abort                  abort() in init while restarts < `crash_until`
+ *   whoami                 log uid and gid
+ *   call                   ppcall channel 1 and log the reply label
+ *   hostile                stand in for ping against a real pong: write garbage
+ *                          indices and descriptors into the queues, then check
+ *                          that pong still serves honest traffic
+ */
+#include <devmux/microkit.h>
+#include <devmux/queue.h>
+#include <time.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static const char *action;
+
+static void pause_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+/* Honest traffic: send n counters, wait for them to come back + 1. */
+static unsigned honest_round_trips(struct dmq_producer *act, struct dmq_consumer *fr, char *bufs,
+                                   uint32_t buf_size, unsigned n)
+{
+    unsigned ok = 0;
+    for (unsigned k = 0; k < n; k++) {
+        uint32_t i = k % 8;
+        *(volatile uint64_t *)(bufs + (size_t)i * buf_size) = 2 * k + 1;
+        struct dmq_desc d = {.offset = (uint64_t)i * buf_size, .len = 8};
+        if (dmq_enqueue(act, &d) < 0)
+            break;
+        microkit_notify(0);
+        struct dmq_desc back = {.offset = ~0ull};
+        for (int tries = 0; tries < 2000 && dmq_dequeue(fr, &back) < 0; tries++)
+            pause_ms(1);
+        if (back.offset == d.offset && *(volatile uint64_t *)(bufs + back.offset) == 2 * k + 2)
+            ok++;
+    }
+    return ok;
+}
+
+static void hostile(void)
+{
+    const struct devmux_item *a = devmux_item("ring", "active");
+    const struct devmux_item *f = devmux_item("ring", "free");
+    const struct devmux_item *b = devmux_item("ring", "buffers");
+    if (!a || !f || !b) {
+        devmux_log("hostile: needs region ring with active, free, buffers");
+        return;
+    }
+    struct dmq_producer act;
+    struct dmq_consumer fr;
+    dmq_producer_init(&act, a->addr, a->size, a->count, "active", false);
+    dmq_consumer_init(&fr, f->addr, f->size, f->count, "free", false);
+    unsigned before = honest_round_trips(&act, &fr, b->addr, b->elem, 20);
+    devmux_log("hostile: %u honest round trips before garbage", before);
+
+    /* 1. A tail far past anything the capacity allows, then one behind. */
+    atomic_store(&act.q.ring->tail, act.tail + 100000);
+    microkit_notify(0);
+    pause_ms(100);
+    atomic_store(&act.q.ring->tail, act.tail - 50);
+    microkit_notify(0);
+    pause_ms(100);
+    atomic_store(&act.q.ring->tail, act.tail);
+    /* 2. A head on the free ring that releases slots pong never filled. */
+    atomic_store(&fr.q.ring->head, fr.head + 77777);
+    microkit_notify(0);
+    pause_ms(100);
+    atomic_store(&fr.q.ring->head, fr.head);
+    /* 3. Descriptors outside the buffer region and misaligned ones. */
+    struct dmq_desc bad[] = {{.offset = 1ull << 40, .len = 8},
+                             {.offset = b->size, .len = 8},
+                             {.offset = 3, .len = 8},
+                             {.offset = ~0ull, .len = ~0u}};
+    for (unsigned k = 0; k < 4; k++)
+        dmq_put(&act, &bad[k]);
+    dmq_publish(&act);
+    microkit_notify(0);
+    pause_ms(100);
+    unsigned after = honest_round_trips(&act, &fr, b->addr, b->elem, 200);
+    devmux_log("hostile: %u of 200 honest round trips after garbage", after);
+}
+
+void init(void)
+{
+    action = devmux_config_str("action", "none");
+    devmux_log("probe: action %s, restart %u", action, devmux_restarts());
+    if (!strcmp(action, "open")) {
+        int fd = open("/etc/passwd", O_RDONLY);
+        devmux_log("open returned %d: the sandbox did not stop it", fd);
+    } else if (!strcmp(action, "socket")) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        devmux_log("socket returned %d: the sandbox did not stop it", fd);
+    } else if (!strcmp(action, "exec")) {
+        char *argv[] = {"/bin/true", NULL};
+        execve("/bin/true", argv, NULL);
+        devmux_log("execve returned: the sandbox did not stop it");
+    } else if (!strcmp(action, "wild-write")) {
+        /* Page zero and the first megabyte are never mapped on Linux. */
+        *(volatile uint64_t *)(uintptr_t)0x10000 = 1;
+        devmux_log("wild write survived");
+    } else if (!strcmp(action, "ro-write")) {
+        size_t size;
+        volatile uint64_t *ro = devmux_region("ro", &size);
+        devmux_log("ro region at %p, %zu bytes, first word %llu", (void *)ro, size,
+                   ro ? (unsigned long long)ro[0] : 0ull);
+        if (ro)
+            ro[0] = 42;
+        devmux_log("read-only write survived");
+    } else if (!strcmp(action, "abort")) {
+        if (devmux_restarts() < devmux_config_u64("crash_until", ~0ull)) {
+            devmux_log("crashing on purpose");
+            abort();
+        }
+        devmux_log("running normally now");
+    } else if (!strcmp(action, "whoami")) {
+        devmux_log("uid %u gid %u", (unsigned)getuid(), (unsigned)getgid());
+    } else if (!strcmp(action, "hostile")) {
+        hostile();
+    } else if (!strcmp(action, "call")) {
+        microkit_msginfo r = microkit_ppcall(1, microkit_msginfo_new(1, 0));
+        devmux_log("ppcall label %llu", (unsigned long long)microkit_msginfo_get_label(r));
+    }
+}
+
+void notified(microkit_channel ch)
+{
+    devmux_log("notified on %u", ch);
+}
+
+void peer_fault(microkit_channel ch, const struct devmux_fault_info *info)
+{
+    devmux_log("peer_fault ch %u signal %d status %d restarting %d", ch, info->signal,
+               info->exit_status, info->restarting);
+}
+
+void peer_ready(microkit_channel ch)
+{
+    devmux_log("peer_ready ch %u", ch);
+}
