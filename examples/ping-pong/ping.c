@@ -153,7 +153,9 @@ void init(void)
                devmux_restarts());
     if (dmq_publish(&active) || n)
         microkit_notify(PP_CH_DATA);
-    dmq_consumer_sleep(&freeq);
+    /* Buffers may already be back; pump() also arms the wake-up flag and
+     * re-checks, so nothing that arrived meanwhile is left waiting. */
+    pump();
 }
 
 void notified(microkit_channel ch)
@@ -174,4 +176,5 @@ void peer_ready(microkit_channel ch)
         return;
     devmux_log("pong is back; resuming");
     microkit_notify(PP_CH_DATA);
+    pump();
 }

@@ -151,7 +151,7 @@ static void require(struct ctx *c, yaml_node_t *map, const char *what, const cha
 {
     for (const char *const *k = keys; *k; k++)
         if (!has_key(c, map, *k))
-            sdf_error(c->errs, loc_of(map), "%s has no '%s'; expected a '%s' key", what, *k, *k);
+            sdf_error(c->errs, loc_of(map), "%s has no '%s'; expected the key '%s'", what, *k, *k);
 }
 
 static char *get_name(struct ctx *c, yaml_node_t *v, const char *what)

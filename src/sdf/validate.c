@@ -82,9 +82,9 @@ static void resolve_program(struct sdf_system *sys, struct sdf_component *c,
             return;
         }
         sdf_error(errs, c->program_loc,
-                  "program '%s' of component '%s' is not an executable file (%s); expected the "
-                  "path of a built component",
-                  c->program, c->name, buf);
+                  "program '%s' of component '%s' is not an executable file; expected the path "
+                  "of a built component, relative to the description's directory",
+                  c->program, c->name);
         return;
     }
     for (size_t i = 0; opt && i < opt->nprogram_path; i++) {
@@ -95,9 +95,10 @@ static void resolve_program(struct sdf_system *sys, struct sdf_component *c,
         }
     }
     sdf_error(errs, c->program_loc,
-              "program '%s' of component '%s' was not found; expected a component built into "
-              "one of the %zu directories of the program search path (see DEVMUX_PATH)",
-              c->program, c->name, opt ? opt->nprogram_path : (size_t)0);
+              "program '%s' of component '%s' was not found; expected an executable in a "
+              "directory of the program search path (DEVMUX_PATH, then the build and install "
+              "directories)",
+              c->program, c->name);
 }
 
 static void layout_region(struct sdf_region *r, struct sdf_errors *errs)

@@ -114,3 +114,13 @@ assert_pingpong_alive() {
         fail "ping/pong not running: $(state ping)/$(state pong)"
     ok "ping-pong keeps running ($a -> $b notifications)"
 }
+
+# wait_count REGEX N [SECONDS]: until at least N log lines match.
+wait_count() {
+    local deadline=$((SECONDS + ${3:-10}))
+    while [ $SECONDS -le $deadline ]; do
+        [ "$(count_log "$1")" -ge "$2" ] && return 0
+        sleep 0.1
+    done
+    fail "log matched /$1/ only $(count_log "$1") times, expected $2, within ${3:-10}s"
+}
