@@ -156,5 +156,8 @@ int main(int argc, char **argv)
         n++;
     }
     closedir(d);
-    return _cmocka_run_group_tests("sdf", tests, n, NULL, NULL);
+    int failed = _cmocka_run_group_tests("sdf", tests, n, NULL, NULL);
+    for (size_t i = 2; i < n; i++)
+        free((void *)tests[i].initial_state);
+    return failed;
 }
