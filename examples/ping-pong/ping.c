@@ -51,8 +51,7 @@ static void report(void)
     double secs = (double)(now_ns() - last_report_ns) / 1e9;
     microkit_msginfo r = microkit_ppcall(PP_CH_CALL, microkit_msginfo_new(PP_LABEL_STATS, 0));
     if (microkit_msginfo_get_label(r) == DEVMUX_PPC_FAULT) {
-        devmux_log("%" PRIu64 " round trips; pong unreachable for stats (it faulted)",
-                   round_trips);
+        devmux_log("%" PRIu64 " round trips; pong unreachable for stats (it faulted)", round_trips);
         return;
     }
     devmux_log("%" PRIu64 " round trips (%.1f M/s), %" PRIu64 " mismatches; pong has seen %" PRIu64

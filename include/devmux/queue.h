@@ -51,7 +51,7 @@ struct dmq_ring {
 };
 
 #define DMQ_RING_HEADER_BYTES ((size_t)4 * DMQ_CACHELINE)
-#define DMQ_RING_BYTES(cap)   (DMQ_RING_HEADER_BYTES + (size_t)(cap) * 2 * sizeof(uint64_t))
+#define DMQ_RING_BYTES(cap)   (DMQ_RING_HEADER_BYTES + (size_t)(cap)*2 * sizeof(uint64_t))
 #define DMQ_MAX_CAPACITY      (1u << 24)
 
 /* Misbehaviour counters, in private memory. */

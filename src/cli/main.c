@@ -62,8 +62,8 @@ static int cmd_check(const char *file, const struct sdf_options *opt)
         sdf_errors_free(&errs);
         return 2;
     }
-    printf("%s: system '%s' is valid: %zu components, %zu regions, %zu channels\n", file,
-           sys->name, sys->ncomps, sys->nregions, sys->nchannels);
+    printf("%s: system '%s' is valid: %zu components, %zu regions, %zu channels\n", file, sys->name,
+           sys->ncomps, sys->nregions, sys->nchannels);
     sdf_free(sys);
     return 0;
 }

@@ -77,12 +77,12 @@ struct dmx_stats {
 };
 
 enum dmx_ctrl_type {
-    DMX_CTRL_READY = 1,      /* runtime -> supervisor: init() returned */
-    DMX_CTRL_SYSCALL,        /* runtime -> supervisor: a forbidden syscall, a = nr */
-    DMX_CTRL_PEER_FAULT,     /* supervisor -> runtime: peer on ch faulted */
-    DMX_CTRL_PEER_READY,     /* supervisor -> runtime: peer on ch ran init */
-    DMX_CTRL_CALL_FD,        /* supervisor -> runtime: new call socket for ch (SCM_RIGHTS) */
-    DMX_CTRL_SERVE_FD,       /* supervisor -> runtime: new serve socket for ch (SCM_RIGHTS) */
+    DMX_CTRL_READY = 1,  /* runtime -> supervisor: init() returned */
+    DMX_CTRL_SYSCALL,    /* runtime -> supervisor: a forbidden syscall, a = nr */
+    DMX_CTRL_PEER_FAULT, /* supervisor -> runtime: peer on ch faulted */
+    DMX_CTRL_PEER_READY, /* supervisor -> runtime: peer on ch ran init */
+    DMX_CTRL_CALL_FD,    /* supervisor -> runtime: new call socket for ch (SCM_RIGHTS) */
+    DMX_CTRL_SERVE_FD,   /* supervisor -> runtime: new serve socket for ch (SCM_RIGHTS) */
 };
 
 struct dmx_ctrl {

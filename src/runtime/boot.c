@@ -52,8 +52,7 @@ void dmx_boot_map(void)
     microkit_name = b->name;
     close(DMX_FD_BOOT);
 
-    dmx_stats = mmap(NULL, sizeof(*dmx_stats), PROT_READ | PROT_WRITE, MAP_SHARED, DMX_FD_STATS,
-                     0);
+    dmx_stats = mmap(NULL, sizeof(*dmx_stats), PROT_READ | PROT_WRITE, MAP_SHARED, DMX_FD_STATS, 0);
     if (dmx_stats == MAP_FAILED)
         dmx_die("cannot map the statistics page: %s", strerror(errno));
     close(DMX_FD_STATS);
@@ -67,8 +66,8 @@ void dmx_boot_map(void)
             dmx_die("cannot map region '%s' (%llu bytes at %#llx): %s", r->name,
                     (unsigned long long)r->size, (unsigned long long)r->vaddr, strerror(errno));
         if (r->vaddr && (uintptr_t)p != r->vaddr)
-            dmx_die("region '%s' wanted at %#llx, got %p", r->name,
-                    (unsigned long long)r->vaddr, p);
+            dmx_die("region '%s' wanted at %#llx, got %p", r->name, (unsigned long long)r->vaddr,
+                    p);
         regions[i].addr = p;
         /* Once mapped, the descriptor is no longer needed, and keeping it
          * would let the component map the region again with other rights. */

@@ -110,8 +110,8 @@ static int ctrl_read(struct dmx_ctrl *m, int *fd, bool block)
         struct cmsghdr align;
     } u;
     struct iovec iov = {m, sizeof(*m)};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-                        .msg_controllen = sizeof(u.buf)};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
     *fd = -1;
     ssize_t n = recvmsg(DMX_FD_CTRL, &mh, (block ? 0 : MSG_DONTWAIT) | MSG_CMSG_CLOEXEC);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -162,8 +162,8 @@ static void ctrl_drain(bool from_loop)
 
 static struct devmux_fault_info fault_info(const struct dmx_ctrl *m)
 {
-    struct devmux_fault_info fi = {.signal = m->a, .exit_status = m->b,
-                                   .restarting = (m->flags & DMX_CTRL_F_RESTARTING) != 0};
+    struct devmux_fault_info fi = {
+        .signal = m->a, .exit_status = m->b, .restarting = (m->flags & DMX_CTRL_F_RESTARTING) != 0};
     return fi;
 }
 
@@ -196,8 +196,7 @@ static microkit_msginfo fault_reply(microkit_channel ch)
 microkit_msginfo microkit_ppcall(microkit_channel ch, microkit_msginfo msginfo)
 {
     if (!chan_ok(ch) || dmx_boot->channels[ch].call_fd < 0) {
-        devmux_log("ppcall on channel %u: this component may not call on it (needs pp: true)",
-                   ch);
+        devmux_log("ppcall on channel %u: this component may not call on it (needs pp: true)", ch);
         return microkit_msginfo_new(DEVMUX_PPC_FAULT, 0);
     }
     ctrl_drain(false);

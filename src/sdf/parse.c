@@ -340,8 +340,8 @@ static void component_key(struct ctx *c, const char *key, yaml_node_t *v, void *
             for (size_t i = 0; i < comp->nconfig; i++)
                 dup |= !strcmp(comp->config[i].key, scalar(k));
             if (dup)
-                sdf_error(c->errs, loc_of(k),
-                          "config key '%s' repeated; expected each key once", scalar(k));
+                sdf_error(c->errs, loc_of(k), "config key '%s' repeated; expected each key once",
+                          scalar(k));
             else
                 config_key(c, scalar(k), yaml_document_get_node(c->doc, p->value), comp);
         }
@@ -429,8 +429,8 @@ static void map_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj)
         if (get_u64(c, v, "vaddr", 0x7fffffffffffull, &x)) {
             if (x % SDF_PAGE)
                 sdf_error(c->errs, loc_of(v),
-                          "vaddr 0x%" PRIx64 " is not page aligned; expected a multiple of %u",
-                          x, SDF_PAGE);
+                          "vaddr 0x%" PRIx64 " is not page aligned; expected a multiple of %u", x,
+                          SDF_PAGE);
             m->vaddr = x;
         }
     } else if (!strcmp(key, "setvar_vaddr")) {
@@ -463,9 +463,9 @@ static void region_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj
             struct sdf_item *item = &r->items[r->nitems++];
             memset(item, 0, sizeof(*item));
             item->loc = loc_of(n);
-            item->kind = (enum sdf_item_kind)-1;
-            static const char *const keys[] = {"name", "queue", "buffers", "buffer_size", "bytes",
-                                               NULL};
+            item->kind = (enum sdf_item_kind) - 1;
+            static const char *const keys[] = {"name",        "queue", "buffers",
+                                               "buffer_size", "bytes", NULL};
             static const char *const req[] = {"name", NULL};
             require(c, n, "layout item", req);
             int kinds = has_key(c, n, "queue") + has_key(c, n, "buffers") + has_key(c, n, "bytes");
@@ -493,8 +493,7 @@ static void region_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj
             memset(m, 0, sizeof(*m));
             m->loc = loc_of(n);
             m->comp = -1;
-            static const char *const keys[] = {"component", "perms", "vaddr", "setvar_vaddr",
-                                               NULL};
+            static const char *const keys[] = {"component", "perms", "vaddr", "setvar_vaddr", NULL};
             static const char *const req[] = {"component", "perms", NULL};
             require(c, n, "region mapping", req);
             for_keys(c, n, "region mapping", keys, map_key, m);
@@ -614,8 +613,8 @@ struct sdf_system *sdf_load(const char *file, const struct sdf_options *opt,
     if (!yaml_parser_load(&parser, &doc)) {
         struct sdf_loc l = {(int)parser.problem_mark.line + 1, (int)parser.problem_mark.column + 1};
         sdf_error(errs, l, "YAML syntax: %s%s%s; expected well-formed YAML",
-                  parser.problem ? parser.problem : "malformed document",
-                  parser.context ? " " : "", parser.context ? parser.context : "");
+                  parser.problem ? parser.problem : "malformed document", parser.context ? " " : "",
+                  parser.context ? parser.context : "");
         yaml_parser_delete(&parser);
         fclose(f);
         return NULL;
@@ -625,8 +624,9 @@ struct sdf_system *sdf_load(const char *file, const struct sdf_options *opt,
     struct ctx c = {&doc, errs};
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     if (!root) {
-        sdf_error(errs, nowhere, "the file is empty; expected a mapping with 'system', "
-                                 "'components', 'regions' and 'channels'");
+        sdf_error(errs, nowhere,
+                  "the file is empty; expected a mapping with 'system', "
+                  "'components', 'regions' and 'channels'");
     } else if (expect(&c, root, YAML_MAPPING_NODE, "the document")) {
         static const char *const keys[] = {"system", "components", "regions", "channels", NULL};
         static const char *const req[] = {"system", "components", NULL};

@@ -60,8 +60,7 @@ int ctl_open(struct sup *s, const char *path)
     int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
         close(probe);
-        sup_log("system '%s' already runs (control socket %s answers)", s->sys->name,
-                s->ctl_path);
+        sup_log("system '%s' already runs (control socket %s answers)", s->sys->name, s->ctl_path);
         close(s->ctl_fd);
         s->ctl_fd = -1;
         s->ctl_path[0] = 0;
@@ -135,7 +134,7 @@ static void cmd_status(struct sup *s, struct out *o)
                 if (end->comp != (int)i)
                     continue;
                 const struct dmx_chan_stats *cs = &c->stats->ch[end->id];
-                const char *pp = s->chans[k].caller == e    ? "calls"
+                const char *pp = s->chans[k].caller == e   ? "calls"
                                  : s->chans[k].caller >= 0 ? "serves"
                                                            : "";
                 out(o,
@@ -185,8 +184,9 @@ static void handle(struct sup *s, int fd)
     } else if (!strcmp(req, "restart")) {
         int idx = arg ? sdf_component_index(s->sys, arg) : -1;
         if (idx < 0)
-            out(&o, "ERROR: no component named '%s'; expected one of the names in "
-                    "`devmux ctl status`\n",
+            out(&o,
+                "ERROR: no component named '%s'; expected one of the names in "
+                "`devmux ctl status`\n",
                 arg ? arg : "");
         else if (sup_restart(s, &s->comps[idx], "requested on the control socket"))
             out(&o, "ERROR: cannot restart '%s' now (the system is stopping)\n", arg);

@@ -201,8 +201,10 @@ static void child(struct sup *s, struct comp *c, const struct grants *g, int boo
 static void build_env(char **envp, char *asan, size_t asan_len, char *ubsan, size_t ubsan_len)
 {
     const char *a = getenv("ASAN_OPTIONS"), *u = getenv("UBSAN_OPTIONS");
-    snprintf(asan, asan_len, "ASAN_OPTIONS=%s%sdetect_leaks=0:handle_segv=0:handle_sigbus=0:"
-             "handle_abort=0:symbolize=0", a ? a : "", a && *a ? ":" : "");
+    snprintf(asan, asan_len,
+             "ASAN_OPTIONS=%s%sdetect_leaks=0:handle_segv=0:handle_sigbus=0:"
+             "handle_abort=0:symbolize=0",
+             a ? a : "", a && *a ? ":" : "");
     snprintf(ubsan, ubsan_len, "UBSAN_OPTIONS=%s%ssymbolize=0", u ? u : "", u && *u ? ":" : "");
     envp[0] = "PATH=/usr/bin:/bin";
     envp[1] = asan;

@@ -155,8 +155,11 @@ static void tell_peers(struct sup *s, struct comp *c, uint32_t type, int sig, in
             if (sys->channels[i].end[e].comp != c->idx)
                 continue;
             struct comp *peer = &s->comps[sys->channels[i].end[1 - e].comp];
-            struct dmx_ctrl m = {.type = type, .ch = sys->channels[i].end[1 - e].id, .a = sig,
-                                 .b = status, .flags = flags};
+            struct dmx_ctrl m = {.type = type,
+                                 .ch = sys->channels[i].end[1 - e].id,
+                                 .a = sig,
+                                 .b = status,
+                                 .flags = flags};
             sup_send_ctrl(peer, &m, -1);
         }
 }
@@ -280,8 +283,7 @@ static void on_exit_status(struct sup *s, struct comp *c, int status)
     case SDF_FAULT_HALT:
         c->state = COMP_HALTED;
         tell_peers(s, c, DMX_CTRL_PEER_FAULT, sig, code, 0);
-        sup_log("fault policy of '%s': halt; the rest of the system keeps running",
-                c->def->name);
+        sup_log("fault policy of '%s': halt; the rest of the system keeps running", c->def->name);
         break;
     case SDF_FAULT_SHUTDOWN: {
         c->state = COMP_STOPPED;
@@ -459,8 +461,8 @@ int devmux_run(const char *file, const char *ctl_path, const struct sdf_options 
         sdf_free(sys);
         return 1;
     }
-    sup_log("system '%s': %zu components, %zu regions, %zu channels; control socket %s",
-            sys->name, sys->ncomps, sys->nregions, sys->nchannels, s.ctl_path);
+    sup_log("system '%s': %zu components, %zu regions, %zu channels; control socket %s", sys->name,
+            sys->ncomps, sys->nregions, sys->nchannels, s.ctl_path);
     for (size_t i = 0; i < sys->ncomps && !s.stopping; i++)
         if (start(&s, &s.comps[i]))
             begin_shutdown(&s, 1, "a component could not be started");

@@ -78,6 +78,27 @@ grep -q "shutting down: fault policy of 'fatal' is shutdown" "$T/log" || fail "n
 assert_clean
 ok "fault policy shutdown stops the system with status 1 and leaves nothing"
 
+# kill -9 of the supervisor: the components die with it (parent-death
+# signal), and the next start takes over the stale socket.
+start "$T/sys.yaml"
+wait_log "\[ping\] .*round trips"
+cpids="$(field ping 3) $(field pong 3)"
+kill -KILL "$SUP_PID"
+wait "$SUP_PID" 2>/dev/null
+SUP_PID=
+sleep 0.5
+for p in $cpids; do
+    st=$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null || echo gone)
+    [ "$st" = gone ] || [ "$st" = Z ] || fail "component $p still runs (state $st) after kill -9 of the supervisor"
+done
+[ -S "$T/ctl.sock" ] || fail "expected the stale socket to remain after kill -9"
+ok "kill -9 of the supervisor takes its components along"
+start "$T/sys.yaml"
+wait_log "\[ping\] .*round trips"
+ctl status > /dev/null || fail "the new supervisor does not answer on the old socket path"
+ok "a new supervisor replaces the stale control socket"
+stop || fail "exit $?"
+
 # A second supervisor for a running system refuses to start.
 start "$T/sys.yaml"
 wait_log "\[ping\] .*round trips"

@@ -40,8 +40,12 @@
 
 #include "devmux/queue.h"
 
-#define ACTIVE_CAP      64u  /* smaller than the pool: the producer does hit "full" */
-#define NBUF            256u /* buffers; the free ring holds all of them */
+#ifndef ACTIVE_CAP
+#define ACTIVE_CAP 64u /* smaller than the pool: the producer does hit "full" */
+#endif
+#ifndef NBUF
+#define NBUF 256u /* buffers; the free ring holds all of them */
+#endif
 #define FREE_CAP        NBUF
 #define BUF_SIZE        64u
 #define PAYLOAD_LEN     8u
@@ -254,8 +258,7 @@ static void shm_create(struct shm *m)
     m->data = m->base + res_size + m->active_size + m->free_size;
 }
 
-static void count_fault(void *ctx, enum dmq_fault fault, const char *queue, uint64_t a,
-                        uint64_t b)
+static void count_fault(void *ctx, enum dmq_fault fault, const char *queue, uint64_t a, uint64_t b)
 {
     static unsigned printed;
     (void)ctx;
@@ -278,8 +281,7 @@ static int run_consumer(struct shm *m, struct side *s, uint64_t items)
     struct dmq_pool pool;
     struct results *res = m->res;
 
-    if (dmq_consumer_init(&active, m->active_mem, m->active_size, ACTIVE_CAP, "active/c",
-                          false) ||
+    if (dmq_consumer_init(&active, m->active_mem, m->active_size, ACTIVE_CAP, "active/c", false) ||
         dmq_producer_init(&freeq, m->free_mem, m->free_size, FREE_CAP, "free/c", false))
         die("consumer attach");
     dmq_set_fault_handler(&active.q, count_fault, NULL);
@@ -346,8 +348,7 @@ static uint64_t run_producer(struct shm *m, struct side *s, uint64_t items, uint
     struct dmq_consumer freeq;
     struct dmq_pool pool;
 
-    if (dmq_producer_init(&active, m->active_mem, m->active_size, ACTIVE_CAP, "active/p",
-                          false) ||
+    if (dmq_producer_init(&active, m->active_mem, m->active_size, ACTIVE_CAP, "active/p", false) ||
         dmq_consumer_init(&freeq, m->free_mem, m->free_size, FREE_CAP, "free/p", false))
         die("producer attach");
     dmq_set_fault_handler(&active.q, count_fault, NULL);
@@ -425,21 +426,15 @@ int main(int argc, char **argv)
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent)
             _exit(1);
-        struct side s = {.who = "consumer",
-                         .my_efd = efd_cons,
-                         .peer_efd = efd_prod,
-                         .peer = 0,
-                         .spin = spin};
+        struct side s = {
+            .who = "consumer", .my_efd = efd_cons, .peer_efd = efd_prod, .peer = 0, .spin = spin};
         int rc = run_consumer(&m, &s, items);
         munmap(m.base, m.size);
         exit(rc);
     }
 
-    struct side s = {.who = "producer",
-                     .my_efd = efd_prod,
-                     .peer_efd = efd_cons,
-                     .peer = child,
-                     .spin = spin};
+    struct side s = {
+        .who = "producer", .my_efd = efd_prod, .peer_efd = efd_cons, .peer = child, .spin = spin};
     uint64_t faults = 0, errors = 0;
     uint64_t sum = run_producer(&m, &s, items, &faults, &errors);
 
@@ -453,8 +448,8 @@ int main(int argc, char **argv)
     const struct results *r = m.res;
     bool child_ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     bool ok = child_ok && errors == 0 && faults == 0 && s.lost_wakeups == 0 &&
-              r->received == items && r->errors == 0 && r->faults == 0 &&
-              r->lost_wakeups == 0 && r->checksum == sum;
+              r->received == items && r->errors == 0 && r->faults == 0 && r->lost_wakeups == 0 &&
+              r->checksum == sum;
 
     printf("queue-stress: %" PRIu64 " items in %.3f s: %.0f items/s\n", items, secs,
            (double)items / secs);

@@ -33,8 +33,7 @@ struct fx {
     struct fault_log plog, clog;
 };
 
-static void record_fault(void *ctx, enum dmq_fault fault, const char *queue, uint64_t a,
-                         uint64_t b)
+static void record_fault(void *ctx, enum dmq_fault fault, const char *queue, uint64_t a, uint64_t b)
 {
     struct fault_log *log = ctx;
     log->calls++;
@@ -261,6 +260,7 @@ static void test_wraparound(void **state)
     for (int step = 0; step < 40; step++) {
         /* Fill to the brim each time, then drain a varying amount. */
         while (dmq_space(&f->p) > 0) {
+            assert_true(next_in - next_out < CAP);
             d = mkdesc(next_in++);
             assert_int_equal(dmq_enqueue(&f->p, &d), 0);
         }
@@ -270,8 +270,11 @@ static void test_wraparound(void **state)
             assert_desc(&d, next_out++);
         }
     }
-    while (dmq_dequeue(&f->c, &d) == 0)
+    while (next_out != next_in) {
+        assert_int_equal(dmq_dequeue(&f->c, &d), 0);
         assert_desc(&d, next_out++);
+    }
+    assert_int_equal(dmq_dequeue(&f->c, &d), -1);
     assert_int_equal(next_out, next_in);
     assert_true(next_in > 10);
     /* The indices really wrapped past zero. */
@@ -438,7 +441,7 @@ static void test_hostile_head(void **state)
      * slots and no more, whatever the head says. */
     atomic_store(&r->head, 1000);
     uint32_t sent = 0;
-    for (;;) {
+    while (sent < 4 * CAP) {
         d = mkdesc(100 + sent);
         if (dmq_enqueue(&f->p, &d) < 0)
             break;
@@ -587,10 +590,10 @@ static void test_pool_bad_desc(void **state)
         {.offset = 1, .len = 0},                    /* misaligned */
         {.offset = (uint64_t)BUF * NBUF, .len = 1}, /* just past the buffers */
         {.offset = (uint64_t)BUF * (NBUF + 2), .len = 1},
-        {.offset = 1ull << 63, .len = 1},              /* far beyond */
-        {.offset = (uint64_t)BUF << 32, .len = 1},     /* index 2^32 would truncate to 0 */
-        {.offset = 0, .len = BUF + 1},                 /* longer than a buffer */
-        {.offset = BUF * 3, .len = UINT32_MAX},        /* much longer */
+        {.offset = 1ull << 63, .len = 1},          /* far beyond */
+        {.offset = (uint64_t)BUF << 32, .len = 1}, /* index 2^32 would truncate to 0 */
+        {.offset = 0, .len = BUF + 1},             /* longer than a buffer */
+        {.offset = BUF * 3, .len = UINT32_MAX},    /* much longer */
     };
     const size_t nbad = sizeof(bad) / sizeof(bad[0]);
     for (size_t k = 0; k < nbad; k++) {
@@ -669,7 +672,7 @@ static void test_pool_over_ring(void **state)
     assert_int_equal(dmq_pool_init(&pool, BUF * NBUF, BUF, NBUF, true), 0);
 
     const struct dmq_desc sent[] = {
-        {.offset = 0, .len = 10},    {.offset = 3 * BUF, .len = 20},
+        {.offset = 0, .len = 10},         {.offset = 3 * BUF, .len = 20},
         {.offset = 3 * BUF, .len = 20}, /* duplicate */
         {.offset = 7, .len = 1},        /* misaligned */
         {.offset = 15 * BUF, .len = BUF},
