@@ -150,8 +150,10 @@ void init(void)
     free(in_flight);
     devmux_log("ping: %u buffers of %u bytes, %u sent, restart %u", nbufs, buf_size, n,
                devmux_restarts());
-    if (dmq_publish(&active) || n)
-        microkit_notify(PP_CH_DATA);
+    /* Notify unconditionally: after a restart, pong may be asleep waiting
+     * for a notify our previous incarnation never sent. */
+    dmq_publish(&active);
+    microkit_notify(PP_CH_DATA);
     /* Buffers may already be back; pump() also arms the wake-up flag and
      * re-checks, so nothing that arrived meanwhile is left waiting. */
     pump();

@@ -77,6 +77,9 @@ void init(void)
     dmq_set_fault_handler(&freeq.q, on_fault, NULL);
     devmux_log("pong: ready (restart %u)", devmux_restarts());
     pump();
+    /* Resuming: a previous incarnation may have died between publishing and
+     * notifying, so wake ping once whatever the flags say. */
+    microkit_notify(PP_CH_DATA);
 }
 
 void notified(microkit_channel ch)

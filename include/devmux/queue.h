@@ -29,6 +29,11 @@
 
 #define DMQ_CACHELINE 64
 
+/* Shared rings are used by two processes: their 64-bit atomics must be real
+ * lock-free instructions, not libatomic's process-local locks. */
+_Static_assert(__atomic_always_lock_free(sizeof(uint64_t), 0),
+               "devmux queues need lock-free 64-bit atomics");
+
 /* A buffer descriptor as it travels through a ring. */
 struct dmq_desc {
     uint64_t offset; /* byte offset of the buffer in its data region */
@@ -97,7 +102,12 @@ struct dmq_consumer {
  * power of two <= DMQ_MAX_CAPACITY.  With fresh=true the ring is zeroed
  * (only the side that owns initialisation may do this, before the peer
  * starts); otherwise the side resumes from its own index in shared memory,
- * which is what a restarted component does.  Returns 0 or -EINVAL. */
+ * which is what a restarted component does.  Returns 0 or -EINVAL.
+ *
+ * After resuming, notify the peer once, unconditionally: the previous
+ * incarnation may have died between publishing and notifying, leaving the
+ * peer asleep with its wake flag already consumed.  A spurious wake-up is
+ * harmless; a missing one is forever. */
 int dmq_producer_init(struct dmq_producer *p, void *mem, size_t mem_size, uint32_t capacity,
                       const char *name, bool fresh);
 int dmq_consumer_init(struct dmq_consumer *c, void *mem, size_t mem_size, uint32_t capacity,
@@ -114,9 +124,8 @@ static inline uint32_t dmq_capacity(const struct dmq_common *q)
 
 /* ---- producer ---------------------------------------------------------- */
 
-/* Free slots, re-reading the consumer's head.  A head that would make the
- * ring hold more than capacity entries, or that moved backwards past our
- * tail, is rejected and the previous valid head is kept. */
+/* Free slots, re-reading the consumer's head.  A head beyond our tail or
+ * behind the last valid head is rejected, and the last valid head is kept. */
 static inline uint32_t dmq_space(struct dmq_producer *p)
 {
     uint32_t head = atomic_load_explicit(&p->q.ring->head, memory_order_acquire);

@@ -64,6 +64,10 @@ void dmq_set_fault_handler(struct dmq_common *q, dmq_fault_fn fn, void *ctx)
 {
     q->on_fault = fn;
     q->fault_ctx = ctx;
+    /* A bad index pair found while resuming happened before anyone could
+     * listen; report it now rather than leave it in a counter. */
+    if (fn && q->stats.bad_index)
+        fn(ctx, DMQ_FAULT_INDEX, q->name, q->stats.bad_index, 0);
 }
 
 void dmq_fault(struct dmq_common *q, enum dmq_fault fault, uint64_t a, uint64_t b)

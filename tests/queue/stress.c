@@ -51,7 +51,7 @@
 #define PAYLOAD_LEN     8u
 #define DEFAULT_ITEMS   10000000ull
 #define DEFAULT_SPIN    100u
-#define WAIT_TIMEOUT_MS 2000
+#define WAIT_TIMEOUT_MS 5000
 
 /* Results the consumer leaves for the producer, in the shared mapping. */
 struct results {
@@ -59,7 +59,8 @@ struct results {
     uint64_t checksum;
     uint64_t errors;
     uint64_t lost_wakeups;
-    uint64_t sleeps;
+    uint64_t sleeps_empty;
+    uint64_t sleeps_full;
     uint64_t notifies;
     uint64_t faults;
     uint64_t first_bad_seq;
@@ -71,7 +72,9 @@ struct side {
     int peer_efd; /* we notify the peer here */
     pid_t peer;   /* child pid (producer only), for liveness checks */
     unsigned spin;
-    uint64_t sleeps, notifies, lost_wakeups;
+    uint64_t sleeps_empty; /* waits for a ring to fill */
+    uint64_t sleeps_full;  /* waits for a ring to drain */
+    uint64_t notifies, lost_wakeups;
 };
 
 static uint64_t mix(uint64_t x)
@@ -139,7 +142,6 @@ static bool peer_gone(struct side *s)
 static void wait_notify(struct side *s, bool (*ready)(void *), void *arg)
 {
     struct pollfd pfd = {.fd = s->my_efd, .events = POLLIN};
-    s->sleeps++;
     for (;;) {
         int n = poll(&pfd, 1, WAIT_TIMEOUT_MS);
         if (n < 0 && errno == EINTR)
@@ -191,8 +193,10 @@ static void dequeue_wait(struct side *s, struct dmq_consumer *c, struct dmq_desc
             continue;
         }
         spun = 0;
-        if (!dmq_consumer_sleep(c))
+        if (!dmq_consumer_sleep(c)) {
+            s->sleeps_empty++;
             wait_notify(s, have_items, c);
+        }
     }
 }
 
@@ -212,8 +216,10 @@ static void enqueue_wait(struct side *s, struct dmq_producer *p, const struct dm
             continue;
         }
         spun = 0;
-        if (!dmq_producer_sleep(p))
+        if (!dmq_producer_sleep(p)) {
+            s->sleeps_full++;
             wait_notify(s, have_space, p);
+        }
     }
 }
 
@@ -332,7 +338,8 @@ static int run_consumer(struct shm *m, struct side *s, uint64_t items)
     res->errors = errors;
     res->first_bad_seq = first_bad;
     res->lost_wakeups = s->lost_wakeups;
-    res->sleeps = s->sleeps;
+    res->sleeps_empty = s->sleeps_empty;
+    res->sleeps_full = s->sleeps_full;
     res->notifies = s->notifies;
     res->faults = faults_of(&active.q) + faults_of(&freeq.q);
     dmq_pool_fini(&pool);
@@ -453,12 +460,15 @@ int main(int argc, char **argv)
 
     printf("queue-stress: %" PRIu64 " items in %.3f s: %.0f items/s\n", items, secs,
            (double)items / secs);
-    printf("  producer: checksum %016" PRIx64 ", sleeps %" PRIu64 ", notifies %" PRIu64
-           ", faults %" PRIu64 ", errors %" PRIu64 ", lost wake-ups %" PRIu64 "\n",
-           sum, s.sleeps, s.notifies, faults, errors, s.lost_wakeups);
-    printf("  consumer: checksum %016" PRIx64 ", sleeps %" PRIu64 ", notifies %" PRIu64
-           ", faults %" PRIu64 ", errors %" PRIu64 ", lost wake-ups %" PRIu64 "\n",
-           r->checksum, r->sleeps, r->notifies, r->faults, r->errors, r->lost_wakeups);
+    printf("  producer: checksum %016" PRIx64 ", slept on empty free ring %" PRIu64
+           ", on full active ring %" PRIu64 ", notifies sent %" PRIu64 "\n",
+           sum, s.sleeps_empty, s.sleeps_full, s.notifies);
+    printf("  consumer: checksum %016" PRIx64 ", slept on empty active ring %" PRIu64
+           ", on full free ring %" PRIu64 ", notifies sent %" PRIu64 "\n",
+           r->checksum, r->sleeps_empty, r->sleeps_full, r->notifies);
+    printf("  received %" PRIu64 ", faults %" PRIu64 "/%" PRIu64 ", errors %" PRIu64 "/%" PRIu64
+           ", lost wake-ups %" PRIu64 "/%" PRIu64 " (producer/consumer)\n",
+           r->received, faults, r->faults, errors, r->errors, s.lost_wakeups, r->lost_wakeups);
     if (r->errors && r->first_bad_seq != UINT64_MAX)
         printf("  first bad item: %" PRIu64 "\n", r->first_bad_seq);
     if (!child_ok)
