@@ -351,7 +351,20 @@ static int setup(struct sup *s, const char *ctl_path)
 {
     const struct sdf_system *sys = s->sys;
     const char *base = getenv("DEVMUX_UID_BASE");
-    s->uid_base = base ? (uid_t)strtoul(base, NULL, 0) : 200000;
+    s->uid_base = 200000;
+    if (base) {
+        /* Component uids must never include root or a system account. */
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(base, &end, 0);
+        if (errno || end == base || *end || *base == '-' || v < 10000 ||
+            v + sys->ncomps > 0x7fffffffUL) {
+            sup_log("DEVMUX_UID_BASE='%s' is not usable; expected a number from 10000 to %lu",
+                    base, 0x7fffffffUL - (unsigned long)sys->ncomps);
+            return -1;
+        }
+        s->uid_base = (uid_t)v;
+    }
     s->devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
     s->epfd = epoll_create1(EPOLL_CLOEXEC);
     sigset_t set;

@@ -4,6 +4,7 @@
  * supervisor do about it.  It also reports peer faults and restarts it sees.
  *
  *   open | socket | exec   make that forbidden system call in init
+ *   pass-fd                try to send a descriptor with SCM_RIGHTS
  *   wild-write             store to an address no region covers
  *   ro-write               store into the region granted read-only (`ro`)
  *   abort                  abort() in init while restarts < `crash_until`
@@ -108,6 +109,27 @@ void init(void)
         char *argv[] = {"/bin/true", NULL};
         execve("/bin/true", argv, NULL);
         devmux_log("execve returned: the sandbox did not stop it");
+    } else if (!strcmp(action, "pass-fd")) {
+        /* Try to hand our control socket to the supervisor with SCM_RIGHTS:
+         * capabilities must not move outside the system description. */
+        int fd = 4;
+        union {
+            char buf[CMSG_SPACE(sizeof(int))];
+            struct cmsghdr align;
+        } u;
+        char byte = 0;
+        struct iovec iov = {&byte, 1};
+        struct msghdr mh = {.msg_iov = &iov,
+                            .msg_iovlen = 1,
+                            .msg_control = u.buf,
+                            .msg_controllen = sizeof(u.buf)};
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+        long n = sendmsg(fd, &mh, 0);
+        devmux_log("sendmsg returned %ld: the sandbox did not stop it", n);
     } else if (!strcmp(action, "wild-write")) {
         /* Page zero and the first megabyte are never mapped on Linux. */
         *(volatile uint64_t *)(uintptr_t)0x10000 = 1;

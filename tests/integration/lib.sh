@@ -5,6 +5,9 @@ set -u
 : "${DEVMUX:?DEVMUX must name the devmux binary}"
 T=$(mktemp -d /tmp/devmux-test.XXXXXX)
 export DEVMUX_RUNDIR=$T/run
+# Components of this run get uids of their own, so checks for leftover
+# processes cannot be confused by any other devmux system on the machine.
+export DEVMUX_UID_BASE=$((300000 + (RANDOM % 4096) * 128))
 SUP_PID=
 CHECKS=0
 

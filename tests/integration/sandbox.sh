@@ -4,11 +4,12 @@
 # Also checks the kernel's view of a component's confinement in /proc.
 . "$(dirname "$0")/lib.sh"
 
-for action in open socket exec; do
+for action in open socket exec pass-fd; do
     case $action in
     open) call=openat ;;
     socket) call=socket ;;
     exec) call=execve ;;
+    pass-fd) call=sendmsg ;;
     esac
     cat > "$T/sys.yaml" <<YAML
 system: sandbox-$action

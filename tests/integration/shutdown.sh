@@ -19,7 +19,7 @@ assert_clean() {
     [ ! -e "$T/ctl.sock" ] || fail "control socket left behind"
     [ "$(ls /dev/shm | sort)" = "$shm_before" ] || fail "/dev/shm changed: $(ls /dev/shm)"
     if [ "$(id -u)" = 0 ]; then
-        left=$(ps -eo uid=,pid= | awk '$1 >= 200000 && $1 < 200100 { print $2 }')
+        left=$(ps -eo uid=,pid= | awk -v b="$DEVMUX_UID_BASE" '$1 >= b && $1 < b + 128 { print $2 }')
         [ -z "$left" ] || fail "processes under component uids remain: $left"
     fi
 }

@@ -28,4 +28,14 @@ done
 rc=$?
 [ $rc = 2 ] && grep -q "cannot open system description" "$T/err" || fail "missing file: rc $rc"
 ok "a missing file is reported, exit 2"
+# A uid base that could make a component root, or is not a number, is refused.
+EXAMPLE=$(cd "$(dirname "$0")/../.." && pwd)/examples/ping-pong.yaml
+for bad in abc 0 5 -1 99999999999; do
+    DEVMUX_UID_BASE=$bad "$DEVMUX" run "$EXAMPLE" --ctl "$T/ctl.sock" > "$T/out" 2> "$T/err"
+    rc=$?
+    [ $rc != 0 ] && grep -q "DEVMUX_UID_BASE='$bad' is not usable" "$T/err" ||
+        fail "DEVMUX_UID_BASE=$bad: rc $rc: $(cat "$T/err")"
+    grep -q "started '" "$T/err" && fail "DEVMUX_UID_BASE=$bad: a component was started"
+done
+ok "an unusable DEVMUX_UID_BASE is refused before anything starts"
 echo "$CHECKS checks passed"
