@@ -85,7 +85,7 @@ static int seccomp_allow_list(void)
         return -ENOMEM;
     static const int allowed[] = {
         SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(readv), SCMP_SYS(writev), SCMP_SYS(close),
-        SCMP_SYS(fstat), SCMP_SYS(lseek), SCMP_SYS(fcntl),
+        SCMP_SYS(fstat), SCMP_SYS(lseek),
         /* memory: only anonymous memory can be new; region fds are closed */
         SCMP_SYS(mmap), SCMP_SYS(munmap), SCMP_SYS(mprotect), SCMP_SYS(mremap), SCMP_SYS(madvise),
         SCMP_SYS(brk),
@@ -124,7 +124,19 @@ static int seccomp_allow_list(void)
                                  SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)self));
     rc = rc
              ?: seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(rt_sigaction), 1,
-                                 SCMP_A0(SCMP_CMP_NE, SIGSYS));
+                                 SCMP_A0_32(SCMP_CMP_NE, SIGSYS));
+    /* Descriptor flags only.  F_SETFL is out: an eventfd's file description
+     * is shared with the peer, and making it blocking would let one side
+     * hang the other's notify.  F_SETOWN/F_SETSIG would signal others. */
+    rc = rc
+             ?: seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
+                                 SCMP_A1_32(SCMP_CMP_EQ, F_GETFL));
+    rc = rc
+             ?: seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
+                                 SCMP_A1_32(SCMP_CMP_EQ, F_GETFD));
+    rc = rc
+             ?: seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
+                                 SCMP_A1_32(SCMP_CMP_EQ, F_SETFD));
     /* Threads yes (lwIP's tcpip thread), new processes no. */
     rc = rc
              ?: seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,

@@ -11,6 +11,10 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <linux/landlock.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,6 +135,141 @@ static int make_boot_fd(const struct dmx_boot *b)
     return fd;
 }
 
+static void child_fail(const char *what) __attribute__((noreturn));
+
+/* ---- stage 1 of the sandbox, applied before exec ------------------------
+ *
+ * The runtime closes the full sandbox before the component's own code runs,
+ * but a program can run code even earlier (preinit hooks, IFUNC resolvers,
+ * constructors of the libraries it links).  So the child is confined before
+ * exec as tightly as loading a program allows: Landlock lets it read the
+ * system library directories and execute only its own program and the ELF
+ * interpreter, and write nothing; seccomp forbids sockets, new processes,
+ * exec of anything but the program descriptor, and touching other processes.
+ */
+
+struct ll_attr {
+    uint64_t handled_access_fs;
+};
+
+struct ll_path_beneath {
+    uint64_t allowed_access;
+    int32_t parent_fd;
+} __attribute__((packed));
+
+#define LL_EXECUTE   (1ull << 0)
+#define LL_READ_FILE (1ull << 2)
+#define LL_READ_DIR  (1ull << 3)
+
+static void ll_allow(int ruleset, const char *path, int fd, uint64_t access)
+{
+    int own = -1;
+    if (fd < 0)
+        fd = own = open(path, O_PATH | O_CLOEXEC);
+    if (fd < 0)
+        return; /* a directory this system does not have */
+    struct stat st;
+    if (fstat(fd, &st) == 0 && !S_ISDIR(st.st_mode))
+        access &= LL_EXECUTE | LL_READ_FILE;
+    struct ll_path_beneath pb = {.allowed_access = access, .parent_fd = fd};
+    syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &pb, 0);
+    if (own >= 0)
+        close(own);
+}
+
+static void stage1_landlock(int exe)
+{
+    long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
+    if (abi < 1)
+        child_fail("Landlock is unavailable");
+    struct ll_attr attr = {.handled_access_fs = (1ull << 13) - 1};
+    int rs = (int)syscall(SYS_landlock_create_ruleset, &attr, sizeof(attr), 0);
+    if (rs < 0)
+        child_fail("landlock_create_ruleset");
+    static const char *const libdirs[] = {
+        "/usr/lib",       "/usr/lib64",       "/lib", "/lib64",
+        "/usr/local/lib", "/etc/ld.so.cache", "/proc" /* sanitizer runtimes read /proc/self */};
+    for (size_t i = 0; i < sizeof(libdirs) / sizeof(libdirs[0]); i++)
+        ll_allow(rs, libdirs[i], -1, LL_READ_FILE | LL_READ_DIR);
+    ll_allow(rs, NULL, exe, LL_EXECUTE | LL_READ_FILE);
+    ll_allow(rs, "/lib64/ld-linux-x86-64.so.2", -1, LL_EXECUTE | LL_READ_FILE);
+    if (syscall(SYS_landlock_restrict_self, rs, 0))
+        child_fail("landlock_restrict_self");
+    close(rs);
+}
+
+static void stage1_seccomp(int exe)
+{
+    /* TRAP, not KILL: with no handler it kills just the same, and once the
+     * runtime's handler is in place the supervisor learns which call. */
+    scmp_filter_ctx f = seccomp_init(SCMP_ACT_ALLOW);
+    if (!f)
+        child_fail("seccomp_init");
+    static const int deny[] = {SCMP_SYS(socket),
+                               SCMP_SYS(socketpair),
+                               SCMP_SYS(connect),
+                               SCMP_SYS(bind),
+                               SCMP_SYS(listen),
+                               SCMP_SYS(accept),
+                               SCMP_SYS(accept4),
+                               SCMP_SYS(sendmsg),
+                               SCMP_SYS(fork),
+                               SCMP_SYS(vfork),
+                               SCMP_SYS(execve),
+                               SCMP_SYS(ptrace),
+                               SCMP_SYS(process_vm_readv),
+                               SCMP_SYS(process_vm_writev),
+                               SCMP_SYS(mount),
+                               SCMP_SYS(umount2),
+                               SCMP_SYS(pivot_root),
+                               SCMP_SYS(chroot),
+                               SCMP_SYS(unshare),
+                               SCMP_SYS(setns),
+                               SCMP_SYS(bpf),
+                               SCMP_SYS(perf_event_open),
+                               SCMP_SYS(keyctl),
+                               SCMP_SYS(add_key),
+                               SCMP_SYS(request_key),
+                               SCMP_SYS(userfaultfd),
+                               SCMP_SYS(io_uring_setup),
+                               SCMP_SYS(pidfd_open),
+                               SCMP_SYS(pidfd_send_signal),
+                               SCMP_SYS(pidfd_getfd),
+                               SCMP_SYS(kcmp),
+                               SCMP_SYS(fanotify_init),
+                               SCMP_SYS(open_by_handle_at),
+                               SCMP_SYS(ioperm),
+                               SCMP_SYS(iopl)};
+    int rc = 0;
+    for (size_t i = 0; i < sizeof(deny) / sizeof(deny[0]) && !rc; i++)
+        rc = seccomp_rule_add(f, SCMP_ACT_TRAP, deny[i], 0);
+    scmp_datum_t self = (scmp_datum_t)getpid();
+    rc = rc
+             ?: seccomp_rule_add(f, SCMP_ACT_TRAP, SCMP_SYS(clone), 1,
+                                 SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0));
+    rc = rc ?: seccomp_rule_add(f, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+    rc = rc ?: seccomp_rule_add(f, SCMP_ACT_TRAP, SCMP_SYS(kill), 1, SCMP_A0_32(SCMP_CMP_NE, self));
+    rc = rc
+             ?: seccomp_rule_add(f, SCMP_ACT_TRAP, SCMP_SYS(tgkill), 1,
+                                 SCMP_A0_32(SCMP_CMP_NE, self));
+    rc = rc ?: seccomp_rule_add(f, SCMP_ACT_TRAP, SCMP_SYS(tkill), 0);
+    rc = rc ?: seccomp_rule_add(f, SCMP_ACT_TRAP, SCMP_SYS(rt_sigqueueinfo), 0);
+    rc = rc ?: seccomp_rule_add(f, SCMP_ACT_TRAP, SCMP_SYS(rt_tgsigqueueinfo), 0);
+    /* The one exec allowed is ours: the program descriptor, empty path. */
+    rc = rc
+             ?: seccomp_rule_add(f, SCMP_ACT_TRAP, SCMP_SYS(execveat), 1,
+                                 SCMP_A0_32(SCMP_CMP_NE, (scmp_datum_t)exe));
+    rc = rc
+             ?: seccomp_rule_add(f, SCMP_ACT_TRAP, SCMP_SYS(execveat), 1,
+                                 SCMP_A4_32(SCMP_CMP_NE, AT_EMPTY_PATH));
+    rc = rc ?: seccomp_load(f);
+    seccomp_release(f);
+    if (rc) {
+        errno = -rc;
+        child_fail("stage-1 seccomp filter");
+    }
+}
+
 static void child_fail(const char *what)
 {
     char buf[256];
@@ -191,6 +330,8 @@ static void child(struct sup *s, struct comp *c, const struct grants *g, int boo
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
         child_fail("no_new_privs");
+    stage1_landlock(exe);
+    stage1_seccomp(exe);
     char *argv[] = {(char *)c->def->name, NULL};
     syscall(SYS_execveat, exe, "", argv, envp, AT_EMPTY_PATH);
     child_fail(c->def->program_path);
@@ -239,6 +380,8 @@ int sup_spawn(struct sup *s, struct comp *c)
     if (pid == 0)
         child(s, c, &g, boot_fd, sv[1], lp[1], prog_fd, envp);
 
+    /* Both sides set the group, so a kill(-pid) can never miss the child. */
+    setpgid(pid, pid);
     c->pid = pid;
     c->state = COMP_STARTING;
     c->started_ns = now_ns();

@@ -228,7 +228,7 @@ static void begin_shutdown(struct sup *s, int code, const char *why)
     for (size_t i = 0; i < s->sys->ncomps; i++) {
         struct comp *c = &s->comps[i];
         if (c->pid > 0)
-            kill(c->pid, SIGTERM);
+            kill(-c->pid, SIGTERM);
         else
             c->state = COMP_STOPPED;
     }
@@ -325,7 +325,7 @@ int sup_restart(struct sup *s, struct comp *c, const char *why)
         /* Killed on request: on_exit_status runs the restart policy as for
          * any fault, but without back-off, and peers are told. */
         c->restart_requested = true;
-        kill(c->pid, SIGKILL);
+        kill(-c->pid, SIGKILL);
         return 0;
     }
     c->restarts++;
@@ -359,8 +359,8 @@ static int setup(struct sup *s, const char *ctl_path)
         unsigned long v = strtoul(base, &end, 0);
         if (errno || end == base || *end || *base == '-' || v < 10000 ||
             v + sys->ncomps > 0x7fffffffUL) {
-            sup_log("DEVMUX_UID_BASE='%s' is not usable; expected a number from 10000 to %lu",
-                    base, 0x7fffffffUL - (unsigned long)sys->ncomps);
+            sup_log("DEVMUX_UID_BASE='%s' is not usable; expected a number from 10000 to %lu", base,
+                    0x7fffffffUL - (unsigned long)sys->ncomps);
             return -1;
         }
         s->uid_base = (uid_t)v;
@@ -390,9 +390,12 @@ static int setup(struct sup *s, const char *ctl_path)
         c->log_fd = c->ctrl_fd = -1;
         c->state = COMP_STOPPED;
         snprintf(c->last_fault, sizeof(c->last_fault), "-");
-        c->stats_fd = memfd_create("devmux:stats", MFD_CLOEXEC);
+        c->stats_fd = memfd_create("devmux:stats", MFD_CLOEXEC | MFD_ALLOW_SEALING);
         c->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-        if (c->stats_fd < 0 || c->timer_fd < 0 || ftruncate(c->stats_fd, sizeof(*c->stats))) {
+        /* Sealed: a component truncating its page would make our next read
+         * of it a SIGBUS. */
+        if (c->stats_fd < 0 || c->timer_fd < 0 || ftruncate(c->stats_fd, sizeof(*c->stats)) ||
+            fcntl(c->stats_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)) {
             sup_log("setup: %s", strerror(errno));
             return -1;
         }
@@ -488,7 +491,7 @@ int devmux_run(const char *file, const char *ctl_path, const struct sdf_options 
             if (now_ns() > s.stop_deadline_ns) {
                 for (size_t i = 0; i < sys->ncomps; i++)
                     if (s.comps[i].pid > 0)
-                        kill(s.comps[i].pid, SIGKILL);
+                        kill(-s.comps[i].pid, SIGKILL);
                 s.stop_deadline_ns = UINT64_MAX;
             }
         }

@@ -17,6 +17,34 @@
 #define FUZZ_BUILD_DIR "/work/main/build"
 #endif
 
+/* What a successful load promises the supervisor and the runtime. */
+static void check_model(const struct sdf_system *sys)
+{
+    for (size_t i = 0; i < sys->ncomps; i++)
+        if (!sys->comps[i].name || !sys->comps[i].program_path)
+            abort();
+    for (size_t i = 0; i < sys->nregions; i++) {
+        const struct sdf_region *r = &sys->regions[i];
+        if (!r->name || r->size == 0 || r->size % SDF_PAGE)
+            abort();
+        for (size_t k = 0; k < r->nitems; k++) {
+            const struct sdf_item *it = &r->items[k];
+            /* every item lies inside its region: no wrap-around */
+            if (it->offset > r->size || it->size > r->size - it->offset)
+                abort();
+        }
+        for (size_t k = 0; k < r->nmaps; k++)
+            if (r->maps[k].comp < 0 || (size_t)r->maps[k].comp >= sys->ncomps)
+                abort();
+    }
+    for (size_t i = 0; i < sys->nchannels; i++)
+        for (int e = 0; e < 2; e++)
+            if (sys->channels[i].end[e].comp < 0 ||
+                (size_t)sys->channels[i].end[e].comp >= sys->ncomps ||
+                sys->channels[i].end[e].id > SDF_MAX_CHANNEL)
+                abort();
+}
+
 static const char *const dirs[] = {
     FUZZ_BUILD_DIR "/examples/ping-pong",
     FUZZ_BUILD_DIR "/tests/components",
@@ -41,6 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (sys) {
         if (errs.n) /* success must come with no errors */
             abort();
+        check_model(sys);
         sdf_free(sys);
     } else {
         if (!errs.n) /* failure must come with at least one error */

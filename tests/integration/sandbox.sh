@@ -53,4 +53,26 @@ YAML
     fi
     stop || fail "$action: supervisor exited with $?"
 done
+# Code that runs before the runtime (a .preinit_array hook) is already
+# confined by the stage-1 sandbox applied before exec.
+rm -f /tmp/devmux-early-escape
+cat > "$T/sys.yaml" <<YAML
+system: sandbox-early
+components:$PINGPONG_COMPONENTS
+  - {name: early, program: early, fault: halt}
+regions:$PINGPONG_REST
+channels:$PINGPONG_CHANNELS
+YAML
+start "$T/sys.yaml"
+wait_log "component 'early' killed by signal 31 \(SYS\)"
+grep -q "\[early\] early: read /etc/passwd: Permission denied" "$T/log" || fail "early code could read /etc/passwd"
+grep -q "\[early\] early: create /tmp/devmux-early-escape: Permission denied" "$T/log" || fail "early code could create a file"
+[ ! -e /tmp/devmux-early-escape ] || fail "early code created a file"
+grep -q "\[early\] early: truncate the statistics page: Operation not permitted" "$T/log" || fail "early code could truncate its statistics page"
+grep -q "sandbox hole" "$T/log" && fail "a sandbox hole: $(grep 'sandbox hole' "$T/log")"
+grep -q "init reached" "$T/log" && fail "the socket call did not kill early"
+ok "code running before the runtime cannot read or create files, truncate its page, or open sockets"
+assert_pingpong_alive
+ctl status > /dev/null || fail "the supervisor stopped answering"
+stop || fail "exit $?"
 echo "$CHECKS checks passed"
