@@ -94,6 +94,8 @@ static bool alive(const struct comp *c)
     return c->pid > 0 && c->ctrl_fd >= 0;
 }
 
+static bool deliver(struct sup *s, size_t ch, int end);
+
 /* The protected-call socket for end `end` of channel ch, for a component
  * that is starting now.  If the socket pair prepared for it is gone, a new
  * pair is made and the other end goes to the peer: at once if it runs, or at
@@ -111,15 +113,41 @@ int sup_ppc_take(struct sup *s, size_t ch, int end)
         return -1;
     int other = 1 - end;
     struct comp *peer = &s->comps[s->sys->channels[ch].end[other].comp];
-    if (alive(peer)) {
-        struct dmx_ctrl m = {.type = other == c->caller ? DMX_CTRL_CALL_FD : DMX_CTRL_SERVE_FD,
-                             .ch = s->sys->channels[ch].end[other].id};
-        sup_send_ctrl(peer, &m, sv[1]);
-        close(sv[1]);
-    } else {
-        if (c->pend[other] >= 0)
-            close(c->pend[other]);
-        c->pend[other] = sv[1];
-    }
+    /* Whatever the peer holds is stale now; the new end replaces any socket
+     * still waiting for it. */
+    if (c->pend[other] >= 0)
+        close(c->pend[other]);
+    c->pend[other] = sv[1];
+    if (alive(peer))
+        deliver(s, ch, other);
     return sv[0];
+}
+
+/* Hands the waiting socket of end `end` to its running component.  A peer
+ * that is busy and not reading its control socket may have a full buffer:
+ * then the socket stays waiting and the retry timer offers it again, so a
+ * healthy callee never stays unreachable. */
+static bool deliver(struct sup *s, size_t ch, int end)
+{
+    struct chan_rt *c = &s->chans[ch];
+    struct comp *comp = &s->comps[s->sys->channels[ch].end[end].comp];
+    struct dmx_ctrl m = {.type = end == c->caller ? DMX_CTRL_CALL_FD : DMX_CTRL_SERVE_FD,
+                         .ch = s->sys->channels[ch].end[end].id};
+    if (c->pend[end] < 0 || !alive(comp))
+        return true;
+    if (sup_send_ctrl(comp, &m, c->pend[end])) {
+        sup_arm_retry(s);
+        return false;
+    }
+    close(c->pend[end]);
+    c->pend[end] = -1;
+    return true;
+}
+
+void sup_retry_deliveries(struct sup *s)
+{
+    for (size_t i = 0; i < s->sys->nchannels; i++)
+        for (int e = 0; e < 2; e++)
+            if (s->chans[i].caller >= 0 && s->chans[i].pend[e] >= 0)
+                deliver(s, i, e);
 }

@@ -30,6 +30,7 @@
 #define EV_LOG    0x03000000u
 #define EV_CTRL   0x04000000u
 #define EV_TIMER  0x05000000u
+#define EV_RETRY  0x06000000u
 #define EV_KIND   0xff000000u
 
 #define LOG_LINES_PER_SEC 200
@@ -63,10 +64,10 @@ const char *comp_state_name(enum comp_state st)
     return "?";
 }
 
-void sup_send_ctrl(struct comp *c, const struct dmx_ctrl *m, int fd)
+int sup_send_ctrl(struct comp *c, const struct dmx_ctrl *m, int fd)
 {
     if (c->ctrl_fd < 0)
-        return;
+        return -1;
     union {
         char buf[CMSG_SPACE(sizeof(int))];
         struct cmsghdr align;
@@ -82,8 +83,19 @@ void sup_send_ctrl(struct comp *c, const struct dmx_ctrl *m, int fd)
         cm->cmsg_len = CMSG_LEN(sizeof(int));
         memcpy(CMSG_DATA(cm), &fd, sizeof(int));
     }
-    if (sendmsg(c->ctrl_fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-        sup_log("cannot reach '%s' on its control socket: %s", c->def->name, strerror(errno));
+    if (sendmsg(c->ctrl_fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+        /* A full buffer means a busy component; the caller retries. */
+        if (errno != EAGAIN)
+            sup_log("cannot reach '%s' on its control socket: %s", c->def->name, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+void sup_arm_retry(struct sup *s)
+{
+    struct itimerspec its = {.it_value = {0, 50 * 1000000}};
+    timerfd_settime(s->retry_fd, 0, &its, NULL);
 }
 
 static void epoll_add(struct sup *s, int fd, uint32_t tag)
@@ -381,6 +393,12 @@ static int setup(struct sup *s, const char *ctl_path)
         return -1;
     }
     epoll_add(s, s->sigfd, EV_SIGNAL);
+    s->retry_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (s->retry_fd < 0) {
+        sup_log("setup: %s", strerror(errno));
+        return -1;
+    }
+    epoll_add(s, s->retry_fd, EV_RETRY);
 
     s->comps = xcalloc(sys->ncomps, sizeof(*s->comps));
     for (size_t i = 0; i < sys->ncomps; i++) {
@@ -435,6 +453,8 @@ static void teardown(struct sup *s)
         close(s->epfd);
     if (s->sigfd >= 0)
         close(s->sigfd);
+    if (s->retry_fd >= 0)
+        close(s->retry_fd);
     if (s->devnull >= 0)
         close(s->devnull);
 }
@@ -470,7 +490,8 @@ int devmux_run(const char *file, const char *ctl_path, const struct sdf_options 
         sdf_errors_free(&errs);
         return 2;
     }
-    struct sup s = {.sys = sys, .epfd = -1, .sigfd = -1, .ctl_fd = -1, .devnull = -1};
+    struct sup s = {
+        .sys = sys, .epfd = -1, .sigfd = -1, .ctl_fd = -1, .devnull = -1, .retry_fd = -1};
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (setup(&s, ctl_path)) {
         teardown(&s);
@@ -522,6 +543,12 @@ int devmux_run(const char *file, const char *ctl_path, const struct sdf_options 
                 if (c)
                     on_timer(&s, c);
                 break;
+            case EV_RETRY: {
+                uint64_t x;
+                if (read(s.retry_fd, &x, sizeof(x)) == sizeof(x))
+                    sup_retry_deliveries(&s);
+                break;
+            }
             }
         }
     }

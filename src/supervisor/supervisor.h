@@ -56,6 +56,7 @@ struct sup {
     struct region_rt *regions;
     struct chan_rt *chans;
     int epfd, sigfd, ctl_fd;
+    int retry_fd; /* timer: re-offer protected-call sockets a busy peer missed */
     char ctl_path[256];
     bool stopping;
     int exit_code;
@@ -74,7 +75,9 @@ int sup_spawn(struct sup *s, struct comp *c);
 
 /* supervisor.c */
 void sup_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void sup_send_ctrl(struct comp *c, const struct dmx_ctrl *m, int fd);
+int sup_send_ctrl(struct comp *c, const struct dmx_ctrl *m, int fd);
+void sup_arm_retry(struct sup *s);
+void sup_retry_deliveries(struct sup *s);
 int sup_restart(struct sup *s, struct comp *c, const char *why);
 const char *comp_state_name(enum comp_state st);
 

@@ -9,7 +9,9 @@
  *   ro-write               store into the region granted read-only (`ro`)
  *   abort                  abort() in init while restarts < `crash_until`
  *   whoami                 log uid and gid
- *   call                   ppcall channel 1 and log the reply label
+ *   call                   after `delay_ms`, ppcall channel 1 up to `tries` times
+ *                          until it answers (label 2); probes serve calls
+ *                          with label + 1, MR0 + 1
  *   hostile                stand in for ping against a real pong: write garbage
  *                          indices and descriptors into the queues, then check
  *                          that pong still serves honest traffic
@@ -153,8 +155,20 @@ void init(void)
     } else if (!strcmp(action, "hostile")) {
         hostile();
     } else if (!strcmp(action, "call")) {
-        microkit_msginfo r = microkit_ppcall(1, microkit_msginfo_new(1, 0));
-        devmux_log("ppcall label %llu", (unsigned long long)microkit_msginfo_get_label(r));
+        /* Optionally stay busy first (not reading control messages), then
+         * call until the callee answers, at most `tries` times. */
+        pause_ms((long)devmux_config_u64("delay_ms", 0));
+        uint64_t tries = devmux_config_u64("tries", 1), k;
+        for (k = 1; k <= tries; k++) {
+            microkit_mr_set(0, 41);
+            microkit_msginfo r = microkit_ppcall(1, microkit_msginfo_new(1, 1));
+            devmux_log("ppcall %llu: label %llu mr0 %llu", (unsigned long long)k,
+                       (unsigned long long)microkit_msginfo_get_label(r),
+                       (unsigned long long)microkit_mr_get(0));
+            if (microkit_msginfo_get_label(r) == 2)
+                break;
+            pause_ms(100);
+        }
     }
 }
 
@@ -172,4 +186,11 @@ void peer_fault(microkit_channel ch, const struct devmux_fault_info *info)
 void peer_ready(microkit_channel ch)
 {
     devmux_log("peer_ready ch %u", ch);
+}
+
+/* Serves calls on any channel: label + 1, MR0 + 1. */
+microkit_msginfo protected(microkit_channel ch, microkit_msginfo msginfo)
+{
+    microkit_mr_set(0, microkit_mr_get(0) + 1);
+    return microkit_msginfo_new(microkit_msginfo_get_label(msginfo) + 1, 1);
 }

@@ -65,4 +65,28 @@ out=$(ctl restart nosuch 2>&1) && fail "restart of a missing component succeeded
 echo "$out" | grep -q "no component named 'nosuch'" || fail "bad error: $out"
 ok "ctl restart of an unknown component is refused with a clear error"
 stop || fail "supervisor exited with $?"
+
+# A caller that is busy (not reading its control socket) while its callee
+# crash-loops hundreds of times still reaches the callee once it settles:
+# the renewed protected-call socket is not lost when the buffer fills.
+cat > "$T/sys2.yaml" <<'YAML'
+system: restart-ppc
+components:
+  - name: caller
+    program: probe
+    config: {action: call, delay_ms: 6000, tries: 20}
+  - name: callee
+    program: probe
+    config: {action: abort, crash_until: 400}
+    fault: {policy: restart, backoff_min_ms: 1, backoff_max_ms: 1}
+channels:
+  - ends: [{component: caller, id: 1, pp: true}, {component: callee, id: 1}]
+YAML
+start "$T/sys2.yaml"
+wait_log "\[callee\] running normally now" 60
+wait_log "\[caller\] ppcall [0-9]+: label 2 mr0 42" 20
+n=$(count_log "component 'callee' killed by signal 6")
+[ "$n" = 400 ] || fail "callee crashed $n times, expected 400"
+ok "after 400 callee restarts during a busy caller, the call reaches the callee"
+stop || fail "supervisor exited with $?"
 echo "$CHECKS checks passed"
