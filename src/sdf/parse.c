@@ -6,6 +6,7 @@
  */
 #include "sdf/sdf.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -28,6 +29,16 @@ static struct sdf_loc loc_of(const yaml_node_t *n)
 
 void sdf_error(struct sdf_errors *errs, struct sdf_loc loc, const char *fmt, ...)
 {
+    if (errs->n > SDF_MAX_ERRORS)
+        return;
+    if (errs->n == SDF_MAX_ERRORS) {
+        fmt = "too many errors; stopped listing them; expected a mostly valid description";
+        errs->v = xrealloc(errs->v, (errs->n + 1) * sizeof(*errs->v));
+        errs->v[errs->n].loc = loc;
+        errs->v[errs->n].msg = xstrdup(fmt);
+        errs->n++;
+        return;
+    }
     va_list ap;
     va_start(ap, fmt);
     char *msg = NULL;
@@ -84,8 +95,18 @@ static const char *scalar(const yaml_node_t *n)
     return (const char *)n->data.scalar.value;
 }
 
+/* A NUL inside a scalar would silently cut it short everywhere else. */
+static bool has_nul(const yaml_node_t *n)
+{
+    return n->type == YAML_SCALAR_NODE && strlen(scalar(n)) != n->data.scalar.length;
+}
+
 static bool expect(struct ctx *c, const yaml_node_t *n, yaml_node_type_t t, const char *what)
 {
+    if (has_nul(n)) {
+        sdf_error(c->errs, loc_of(n), "%s contains a NUL character; expected text", what);
+        return false;
+    }
     if (n->type == t)
         return true;
     const char *want = t == YAML_SCALAR_NODE     ? "a scalar"
@@ -183,11 +204,14 @@ static char *get_str(struct ctx *c, yaml_node_t *v, const char *what)
 
 bool sdf_parse_size(const char *s, uint64_t *out)
 {
-    if (!*s || *s == '-' || *s == '+')
+    /* Decimal or 0x hex, nothing else: no sign, no blanks, no octal. */
+    bool hex = s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
+    const char *digits = hex ? s + 2 : s;
+    if (!(hex ? isxdigit((unsigned char)*digits) : isdigit((unsigned char)*digits)))
         return false;
     errno = 0;
     char *end;
-    uint64_t v = strtoull(s, &end, 0);
+    uint64_t v = strtoull(digits, &end, hex ? 16 : 10);
     if (errno || end == s)
         return false;
     uint64_t mul = 1;
@@ -405,7 +429,7 @@ static void item_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj)
             item->elem = (uint32_t)x;
     } else if (!strcmp(key, "bytes")) {
         item->kind = SDF_ITEM_BYTES;
-        if (get_u64(c, v, "bytes", UINT64_MAX / 2, &x))
+        if (get_u64(c, v, "bytes", 1ull << 40, &x))
             item->size = x;
     }
 }

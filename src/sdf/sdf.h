@@ -15,9 +15,13 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define SDF_NAME_MAX    63
-#define SDF_MAX_CHANNEL 62 /* channel ids are 0..62, as in Microkit */
-#define SDF_PAGE        4096u
+#define SDF_NAME_MAX       63
+#define SDF_MAX_CHANNEL    62 /* channel ids are 0..62, as in Microkit */
+#define SDF_PAGE           4096u
+#define SDF_MAX_COMPONENTS 1024
+#define SDF_MAX_REGIONS    4096
+#define SDF_MAX_CHANNELS   8192
+#define SDF_MAX_ERRORS     100 /* more are summarised, not listed */
 
 struct sdf_loc {
     int line, col; /* 1-based; 0 when unknown */

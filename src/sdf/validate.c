@@ -9,10 +9,12 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/util.h"
 #include "devmux/queue.h"
+#include "runtime/abi.h"
 
 int sdf_component_index(const struct sdf_system *sys, const char *name)
 {
@@ -34,31 +36,38 @@ static void check_unique_names(const struct sdf_system *sys, struct sdf_errors *
 {
     for (size_t i = 0; i < sys->ncomps; i++)
         for (size_t j = 0; j < i; j++)
-            if (!strcmp(sys->comps[i].name, sys->comps[j].name))
+            if (!strcmp(sys->comps[i].name, sys->comps[j].name)) {
                 sdf_error(errs, sys->comps[i].loc,
                           "duplicate component name '%s' (first defined on line %d); expected "
                           "unique component names",
                           sys->comps[i].name, sys->comps[j].loc.line);
+                break;
+            }
     for (size_t i = 0; i < sys->nregions; i++)
         for (size_t j = 0; j < i; j++)
-            if (!strcmp(sys->regions[i].name, sys->regions[j].name))
+            if (!strcmp(sys->regions[i].name, sys->regions[j].name)) {
                 sdf_error(errs, sys->regions[i].loc,
                           "duplicate region name '%s' (first defined on line %d); expected "
                           "unique region names",
                           sys->regions[i].name, sys->regions[j].loc.line);
+                break;
+            }
     for (size_t i = 0; i < sys->nchannels; i++)
         for (size_t j = 0; j < i; j++)
             if (sys->channels[i].name && sys->channels[j].name &&
-                !strcmp(sys->channels[i].name, sys->channels[j].name))
+                !strcmp(sys->channels[i].name, sys->channels[j].name)) {
                 sdf_error(errs, sys->channels[i].loc,
                           "duplicate channel name '%s' (first defined on line %d); expected "
                           "unique channel names",
                           sys->channels[i].name, sys->channels[j].loc.line);
+                break;
+            }
 }
 
 static bool is_exec(const char *path)
 {
-    return access(path, X_OK) == 0;
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
 }
 
 static void resolve_program(struct sdf_system *sys, struct sdf_component *c,
@@ -74,13 +83,13 @@ static void resolve_program(struct sdf_system *sys, struct sdf_component *c,
             char *slash = strrchr(dir, '/');
             if (slash)
                 *slash = 0;
-            snprintf(buf, sizeof(buf), "%s/%s", slash ? dir : ".", c->program);
+            int n = snprintf(buf, sizeof(buf), "%s/%s", slash ? dir : ".", c->program);
             free(dir);
+            if (n < 0 || (size_t)n >= sizeof(buf))
+                buf[0] = 0; /* too long: never a truncated, different path */
         }
-        if (is_exec(buf)) {
-            c->program_path = realpath(buf, NULL);
+        if (buf[0] && is_exec(buf) && (c->program_path = realpath(buf, NULL)))
             return;
-        }
         sdf_error(errs, c->program_loc,
                   "program '%s' of component '%s' is not an executable file; expected the path "
                   "of a built component, relative to the description's directory",
@@ -88,11 +97,10 @@ static void resolve_program(struct sdf_system *sys, struct sdf_component *c,
         return;
     }
     for (size_t i = 0; opt && i < opt->nprogram_path; i++) {
-        snprintf(buf, sizeof(buf), "%s/%s", opt->program_path[i], c->program);
-        if (is_exec(buf)) {
-            c->program_path = realpath(buf, NULL);
+        int n = snprintf(buf, sizeof(buf), "%s/%s", opt->program_path[i], c->program);
+        if (n > 0 && (size_t)n < sizeof(buf) && is_exec(buf) &&
+            (c->program_path = realpath(buf, NULL)))
             return;
-        }
     }
     sdf_error(errs, c->program_loc,
               "program '%s' of component '%s' was not found; expected an executable in a "
@@ -124,6 +132,14 @@ static void layout_region(struct sdf_region *r, struct sdf_errors *errs)
             break;
         case SDF_ITEM_BYTES:
             break;
+        }
+        /* Sizes can reach 2^64 on paper: add without wrapping. */
+        if (off > UINT64_MAX - 63 || it->size > UINT64_MAX - ((off + 63) & ~(uint64_t)63)) {
+            sdf_error(errs, it->loc,
+                      "the layout of region '%s' needs more than 2^64 bytes at item '%s'; "
+                      "expected a layout that fits its %" PRIu64 " bytes",
+                      r->name, it->name, r->size);
+            return;
         }
         off = (off + 63) & ~(uint64_t)63;
         it->offset = off;
@@ -226,9 +242,73 @@ static void check_channels(struct sdf_system *sys, struct sdf_errors *errs)
         }
 }
 
+/* What one component is granted must fit the boot information the
+ * supervisor hands it (src/runtime/abi.h); refuse rather than truncate. */
+static void check_component_limits(const struct sdf_system *sys, struct sdf_errors *errs)
+{
+    for (size_t i = 0; i < sys->ncomps; i++) {
+        const struct sdf_component *c = &sys->comps[i];
+        size_t nreg = 0, nitems = 0, cfg = 0;
+        for (size_t r = 0; r < sys->nregions; r++)
+            for (size_t m = 0; m < sys->regions[r].nmaps; m++)
+                if (sys->regions[r].maps[m].comp == (int)i) {
+                    nreg++;
+                    nitems += sys->regions[r].nitems;
+                }
+        for (size_t k = 0; k < c->nconfig; k++)
+            cfg += strlen(c->config[k].key) + strlen(c->config[k].value) + 2;
+        if (nreg > DMX_MAX_REGIONS)
+            sdf_error(errs, c->loc, "component '%s' maps %zu regions; expected at most %d", c->name,
+                      nreg, DMX_MAX_REGIONS);
+        if (nitems > DMX_MAX_ITEMS)
+            sdf_error(errs, c->loc, "component '%s' sees %zu layout items; expected at most %d",
+                      c->name, nitems, DMX_MAX_ITEMS);
+        if (cfg > DMX_CONFIG_BYTES)
+            sdf_error(errs, c->loc, "config of component '%s' is %zu bytes; expected at most %d",
+                      c->name, cfg, DMX_CONFIG_BYTES);
+    }
+    for (size_t r = 0; r < sys->nregions; r++)
+        for (size_t m = 0; m < sys->regions[r].nmaps; m++) {
+            const char *v = sys->regions[r].maps[m].setvar;
+            bool ok = v && *v && strlen(v) < DMX_NAME_LEN && !(*v >= '0' && *v <= '9');
+            for (const char *p = v; ok && *p; p++)
+                ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                     (*p >= '0' && *p <= '9') || *p == '_';
+            if (v && !ok)
+                sdf_error(errs, sys->regions[r].maps[m].loc,
+                          "setvar_vaddr '%.64s' is not a C identifier; expected 1 to %d "
+                          "characters of [A-Za-z0-9_], not starting with a digit",
+                          v, DMX_NAME_LEN - 1);
+        }
+}
+
 /* Protected calls block the caller until the callee answers, so a cycle
  * of them can deadlock: reject any.  Depth-first search with colours; the
  * error spells out the cycle. */
+static void report_cycle(const struct sdf_system *sys, const struct sdf_channel *ch,
+                         const int *parent, int v, int w, struct sdf_errors *errs)
+{
+    /* Walk back from v to w, then print forwards: w -> ... -> v -> w. */
+    int *hops = xcalloc(sys->ncomps + 1, sizeof(int));
+    size_t n = 0;
+    for (int x = v; x != w && x >= 0 && n < sys->ncomps; x = parent[x])
+        hops[n++] = x;
+    hops[n++] = w;
+    char *path = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&path, &len);
+    for (size_t k = n; k-- > 0;)
+        fprintf(m, "%s -> ", sys->comps[hops[k]].name);
+    fprintf(m, "%s", sys->comps[w].name);
+    fclose(m);
+    sdf_error(errs, ch->loc,
+              "protected calls form a cycle: %s; expected protected calls to form no cycle (a "
+              "caller blocks until its callee replies)",
+              path);
+    free(path);
+    free(hops);
+}
+
 static bool pp_dfs(const struct sdf_system *sys, int v, int *colour, int *parent,
                    struct sdf_errors *errs)
 {
@@ -242,20 +322,7 @@ static bool pp_dfs(const struct sdf_system *sys, int v, int *colour, int *parent
             if (w < 0)
                 continue;
             if (colour[w] == 1) {
-                char path[1024] = "";
-                int hops[256], n = 0;
-                for (int x = v; x != w && x >= 0 && n < 255; x = parent[x])
-                    hops[n++] = x;
-                hops[n++] = w;
-                for (int k = n - 1; k >= 0; k--)
-                    snprintf(path + strlen(path), sizeof(path) - strlen(path), "%s -> ",
-                             sys->comps[hops[k]].name);
-                snprintf(path + strlen(path), sizeof(path) - strlen(path), "%s",
-                         sys->comps[w].name);
-                sdf_error(errs, ch->loc,
-                          "protected calls form a cycle: %s; expected protected calls to form "
-                          "no cycle (a caller blocks until its callee replies)",
-                          path);
+                report_cycle(sys, ch, parent, v, w, errs);
                 return true;
             }
             if (colour[w] == 0) {
@@ -286,9 +353,18 @@ static void check_pp_cycles(const struct sdf_system *sys, struct sdf_errors *err
 
 void sdf_validate(struct sdf_system *sys, const struct sdf_options *opt, struct sdf_errors *errs)
 {
-    if (sys->ncomps == 0) {
-        struct sdf_loc l = {1, 1};
-        sdf_error(errs, l, "the system has no components; expected at least one");
+    struct sdf_loc top = {1, 1};
+    if (sys->ncomps == 0)
+        sdf_error(errs, top, "the system has no components; expected at least one");
+    /* Bounds that keep every check below linear-ish and shallow. */
+    if (sys->ncomps > SDF_MAX_COMPONENTS || sys->nregions > SDF_MAX_REGIONS ||
+        sys->nchannels > SDF_MAX_CHANNELS) {
+        sdf_error(errs, top,
+                  "the system has %zu components, %zu regions and %zu channels; expected at "
+                  "most %d, %d and %d",
+                  sys->ncomps, sys->nregions, sys->nchannels, SDF_MAX_COMPONENTS, SDF_MAX_REGIONS,
+                  SDF_MAX_CHANNELS);
+        return;
     }
     check_unique_names(sys, errs);
     for (size_t i = 0; i < sys->ncomps; i++) {
@@ -302,6 +378,7 @@ void sdf_validate(struct sdf_system *sys, const struct sdf_options *opt, struct 
     }
     check_regions(sys, errs);
     check_channels(sys, errs);
+    check_component_limits(sys, errs);
     if (!errs->n)
         check_pp_cycles(sys, errs);
 }
