@@ -1,65 +1,23 @@
 /*
- * Closing the sandbox from inside the component, after its regions are
- * mapped and before any component code runs.  The supervisor has already
- * switched the uid, dropped every capability and set no_new_privs before it
- * exec'd us (src/supervisor/spawn.c); this adds Landlock and seccomp.
+ * Stage 2 of the sandbox: closed from inside the component, after its
+ * regions are mapped and before any component code runs.  The supervisor has
+ * already switched the uid, dropped every capability, set no_new_privs and
+ * applied stage 1 before it exec'd us (src/supervisor/spawn.c); this adds a
+ * Landlock layer with no access at all and the seccomp allow-list.
  */
 #include "runtime/runtime.h"
 
 #include <errno.h>
-#include <linux/landlock.h>
-#include <sched.h>
-#include <seccomp.h>
-#include <signal.h>
-#include <stdio.h>
-#include <string.h>
 #include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "runtime/abi.h"
-
-/* Debian 12's kernel headers predate some Landlock ABI versions; the kernel
- * here is newer, so spell out the attribute with every field we use. */
-struct ll_ruleset_attr {
-    uint64_t handled_access_fs;
-    uint64_t handled_access_net;
-    uint64_t scoped;
-};
-
-static int landlock_no_access(void)
-{
-    long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
-    if (abi < 0)
-        return -errno;
-    struct ll_ruleset_attr attr = {0};
-    size_t size = sizeof(uint64_t);
-    attr.handled_access_fs = (1ull << 13) - 1; /* ABI 1: execute .. make_sym */
-    if (abi >= 2)
-        attr.handled_access_fs |= 1ull << 13; /* refer */
-    if (abi >= 3)
-        attr.handled_access_fs |= 1ull << 14; /* truncate */
-    if (abi >= 5)
-        attr.handled_access_fs |= 1ull << 15; /* ioctl_dev */
-    if (abi >= 4) {
-        attr.handled_access_net = 3; /* bind_tcp | connect_tcp */
-        size = 2 * sizeof(uint64_t);
-    }
-    if (abi >= 6) {
-        attr.scoped = 3; /* abstract unix sockets | signals */
-        size = sizeof(attr);
-    }
-    /* No rules at all: every handled access is denied. */
-    int fd = (int)syscall(SYS_landlock_create_ruleset, &attr, size, 0);
-    if (fd < 0)
-        return -errno;
-    int rc = (int)syscall(SYS_landlock_restrict_self, fd, 0);
-    int err = errno;
-    close(fd);
-    return rc < 0 ? -err : (int)abi;
-}
+#include "sandbox/sandbox.h"
 
 /* A forbidden system call arrives here (SECCOMP_RET_TRAP) instead of simply
  * killing the process, so the supervisor can name the call.  The handler is
@@ -71,11 +29,6 @@ static void on_sigsys(int sig, siginfo_t *si, void *uc)
     struct dmx_ctrl m = {.type = DMX_CTRL_SYSCALL, .a = si->si_syscall};
     send(DMX_FD_CTRL, &m, sizeof(m), MSG_NOSIGNAL | MSG_DONTWAIT);
     raise(sig);
-}
-
-static int add(scmp_filter_ctx f, int nr)
-{
-    return seccomp_rule_add(f, SCMP_ACT_ALLOW, nr, 0);
 }
 
 static int seccomp_allow_list(void)
@@ -107,53 +60,42 @@ static int seccomp_allow_list(void)
          * capabilities outside the system description. */
         SCMP_SYS(recvfrom), SCMP_SYS(recvmsg), SCMP_SYS(sendto), SCMP_SYS(exit),
         SCMP_SYS(exit_group)};
-    int rc = 0;
-    for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]) && !rc; i++)
-        rc = add(f, allowed[i]);
-    pid_t self = getpid();
-    /* fstatat on an open descriptor only (printf does this on stdout). */
-    rc = rc
-             ?: seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(newfstatat), 1,
-                                 SCMP_A3(SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH, AT_EMPTY_PATH));
-    /* Signals: only to ourselves (abort, raise). */
-    rc = rc
-             ?: seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
-                                 SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)self));
-    rc = rc
-             ?: seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1,
-                                 SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)self));
-    rc = rc
-             ?: seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(rt_sigaction), 1,
-                                 SCMP_A0_32(SCMP_CMP_NE, SIGSYS));
-    /* Descriptor flags only.  F_SETFL is out: an eventfd's file description
-     * is shared with the peer, and making it blocking would let one side
-     * hang the other's notify.  F_SETOWN/F_SETSIG would signal others. */
-    rc = rc
-             ?: seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
-                                 SCMP_A1_32(SCMP_CMP_EQ, F_GETFL));
-    rc = rc
-             ?: seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
-                                 SCMP_A1_32(SCMP_CMP_EQ, F_GETFD));
-    rc = rc
-             ?: seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
-                                 SCMP_A1_32(SCMP_CMP_EQ, F_SETFD));
-    /* Threads yes (lwIP's tcpip thread), new processes no. */
-    rc = rc
-             ?: seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
-                                 SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
-    /* clone3 hides its flags behind a pointer; ENOSYS makes glibc use clone. */
-    rc = rc ?: seccomp_rule_add(f, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
-    /* Harmless probes answered with an error rather than death. */
-    rc = rc ?: seccomp_rule_add(f, SCMP_ACT_ERRNO(ENOTTY), SCMP_SYS(ioctl), 0);
-    rc = rc
-             ?: seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
-                                 SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME));
-    rc = rc
-             ?: seccomp_rule_add(f, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(prctl), 1,
-                                 SCMP_A0(SCMP_CMP_NE, PR_SET_NAME));
-    rc = rc
-             ?: seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 2, SCMP_A0(SCMP_CMP_EQ, 0),
-                                 SCMP_A2(SCMP_CMP_EQ, 0));
+    scmp_datum_t self = (scmp_datum_t)getpid();
+    const struct sbx_rule rules[] = {
+        /* fstatat on an open descriptor only (printf does this on stdout) */
+        {SCMP_SYS(newfstatat),
+         SCMP_ACT_ALLOW,
+         1,
+         {SCMP_A3(SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH, AT_EMPTY_PATH)}},
+        /* signals: only to ourselves (abort, raise), and SIGSYS stays ours */
+        {SCMP_SYS(tgkill), SCMP_ACT_ALLOW, 1, {SCMP_A0(SCMP_CMP_EQ, self)}},
+        {SCMP_SYS(kill), SCMP_ACT_ALLOW, 1, {SCMP_A0(SCMP_CMP_EQ, self)}},
+        {SCMP_SYS(rt_sigaction), SCMP_ACT_ALLOW, 1, {SCMP_A0_32(SCMP_CMP_NE, SIGSYS)}},
+        /* Descriptor flags only.  F_SETFL is out: an eventfd's file
+         * description is shared with the peer, and making it blocking would
+         * let one side hang the other's notify.  F_SETOWN/F_SETSIG would
+         * signal others. */
+        {SCMP_SYS(fcntl), SCMP_ACT_ALLOW, 1, {SCMP_A1_32(SCMP_CMP_EQ, F_GETFL)}},
+        {SCMP_SYS(fcntl), SCMP_ACT_ALLOW, 1, {SCMP_A1_32(SCMP_CMP_EQ, F_GETFD)}},
+        {SCMP_SYS(fcntl), SCMP_ACT_ALLOW, 1, {SCMP_A1_32(SCMP_CMP_EQ, F_SETFD)}},
+        /* threads yes (lwIP's tcpip thread), new processes no */
+        {SCMP_SYS(clone),
+         SCMP_ACT_ALLOW,
+         1,
+         {SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD)}},
+        /* clone3 hides its flags behind a pointer; ENOSYS makes glibc use clone */
+        {SCMP_SYS(clone3), SCMP_ACT_ERRNO(ENOSYS), 0, {{0}}},
+        /* harmless probes answered with an error rather than death */
+        {SCMP_SYS(ioctl), SCMP_ACT_ERRNO(ENOTTY), 0, {{0}}},
+        {SCMP_SYS(prctl), SCMP_ACT_ALLOW, 1, {SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME)}},
+        {SCMP_SYS(prctl), SCMP_ACT_ERRNO(EPERM), 1, {SCMP_A0(SCMP_CMP_NE, PR_SET_NAME)}},
+        {SCMP_SYS(prlimit64),
+         SCMP_ACT_ALLOW,
+         2,
+         {SCMP_A0(SCMP_CMP_EQ, 0), SCMP_A2(SCMP_CMP_EQ, 0)}},
+    };
+    int rc = sbx_seccomp_add(f, SCMP_ACT_ALLOW, allowed, sizeof(allowed) / sizeof(allowed[0]),
+                             rules, sizeof(rules) / sizeof(rules[0]));
     rc = rc ?: seccomp_load(f);
     seccomp_release(f);
     return rc;
@@ -173,7 +115,8 @@ int dmx_sandbox_close(void)
     if (!prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) {
         dmx_die("no_new_privs: %s", strerror(errno));
     }
-    int abi = landlock_no_access();
+    /* No grants: every handled access is denied from here on. */
+    int abi = sbx_landlock(NULL, 0);
     if (abi < 0)
         dmx_die("Landlock unavailable (%s); refusing to run unsandboxed", strerror(-abi));
     int rc = seccomp_allow_list();

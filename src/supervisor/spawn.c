@@ -11,7 +11,6 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
-#include <linux/landlock.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <sys/stat.h>
@@ -27,6 +26,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "sandbox/sandbox.h"
 
 #define MAX_GRANTS (DMX_MAX_REGIONS + 4 * MICROKIT_MAX_CHANNELS + 1)
 
@@ -144,58 +144,28 @@ static void child_fail(const char *what) __attribute__((noreturn));
  * constructors of the libraries it links).  So the child is confined before
  * exec as tightly as loading a program allows: Landlock lets it read the
  * system library directories and execute only its own program and the ELF
- * interpreter, and write nothing; seccomp forbids sockets, new processes,
+ * interpreter, and write nothing (src/sandbox/); seccomp forbids sockets, new processes,
  * exec of anything but the program descriptor, and touching other processes.
  */
 
-struct ll_attr {
-    uint64_t handled_access_fs;
-};
-
-struct ll_path_beneath {
-    uint64_t allowed_access;
-    int32_t parent_fd;
-} __attribute__((packed));
-
-#define LL_EXECUTE   (1ull << 0)
-#define LL_READ_FILE (1ull << 2)
-#define LL_READ_DIR  (1ull << 3)
-
-static void ll_allow(int ruleset, const char *path, int fd, uint64_t access)
-{
-    int own = -1;
-    if (fd < 0)
-        fd = own = open(path, O_PATH | O_CLOEXEC);
-    if (fd < 0)
-        return; /* a directory this system does not have */
-    struct stat st;
-    if (fstat(fd, &st) == 0 && !S_ISDIR(st.st_mode))
-        access &= LL_EXECUTE | LL_READ_FILE;
-    struct ll_path_beneath pb = {.allowed_access = access, .parent_fd = fd};
-    syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &pb, 0);
-    if (own >= 0)
-        close(own);
-}
-
 static void stage1_landlock(int exe)
 {
-    long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
-    if (abi < 1)
-        child_fail("Landlock is unavailable");
-    struct ll_attr attr = {.handled_access_fs = (1ull << 13) - 1};
-    int rs = (int)syscall(SYS_landlock_create_ruleset, &attr, sizeof(attr), 0);
-    if (rs < 0)
-        child_fail("landlock_create_ruleset");
-    static const char *const libdirs[] = {
-        "/usr/lib",       "/usr/lib64",       "/lib", "/lib64",
-        "/usr/local/lib", "/etc/ld.so.cache", "/proc" /* sanitizer runtimes read /proc/self */};
-    for (size_t i = 0; i < sizeof(libdirs) / sizeof(libdirs[0]); i++)
-        ll_allow(rs, libdirs[i], -1, LL_READ_FILE | LL_READ_DIR);
-    ll_allow(rs, NULL, exe, LL_EXECUTE | LL_READ_FILE);
-    ll_allow(rs, "/lib64/ld-linux-x86-64.so.2", -1, LL_EXECUTE | LL_READ_FILE);
-    if (syscall(SYS_landlock_restrict_self, rs, 0))
-        child_fail("landlock_restrict_self");
-    close(rs);
+    const struct sbx_grant grants[] = {
+        {"/usr/lib", -1, SBX_READ_FILE | SBX_READ_DIR},
+        {"/usr/lib64", -1, SBX_READ_FILE | SBX_READ_DIR},
+        {"/lib", -1, SBX_READ_FILE | SBX_READ_DIR},
+        {"/lib64", -1, SBX_READ_FILE | SBX_READ_DIR},
+        {"/usr/local/lib", -1, SBX_READ_FILE | SBX_READ_DIR},
+        {"/etc/ld.so.cache", -1, SBX_READ_FILE},
+        {"/proc", -1, SBX_READ_FILE | SBX_READ_DIR}, /* sanitizer runtimes read /proc/self */
+        {NULL, exe, SBX_EXECUTE | SBX_READ_FILE},
+        {"/lib64/ld-linux-x86-64.so.2", -1, SBX_EXECUTE | SBX_READ_FILE},
+    };
+    int rc = sbx_landlock(grants, sizeof(grants) / sizeof(grants[0]));
+    if (rc < 0) {
+        errno = -rc;
+        child_fail("stage-1 Landlock");
+    }
 }
 
 static void stage1_seccomp(int exe)
@@ -239,29 +209,22 @@ static void stage1_seccomp(int exe)
                                SCMP_SYS(fanotify_init),
                                SCMP_SYS(open_by_handle_at),
                                SCMP_SYS(ioperm),
-                               SCMP_SYS(iopl)};
-    int rc = 0;
-    for (size_t i = 0; i < sizeof(deny) / sizeof(deny[0]) && !rc; i++)
-        rc = seccomp_rule_add(f, SCMP_ACT_TRAP, deny[i], 0);
+                               SCMP_SYS(iopl),
+                               SCMP_SYS(tkill),
+                               SCMP_SYS(rt_sigqueueinfo),
+                               SCMP_SYS(rt_tgsigqueueinfo)};
     scmp_datum_t self = (scmp_datum_t)getpid();
-    rc = rc
-             ?: seccomp_rule_add(f, SCMP_ACT_TRAP, SCMP_SYS(clone), 1,
-                                 SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0));
-    rc = rc ?: seccomp_rule_add(f, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
-    rc = rc ?: seccomp_rule_add(f, SCMP_ACT_TRAP, SCMP_SYS(kill), 1, SCMP_A0_32(SCMP_CMP_NE, self));
-    rc = rc
-             ?: seccomp_rule_add(f, SCMP_ACT_TRAP, SCMP_SYS(tgkill), 1,
-                                 SCMP_A0_32(SCMP_CMP_NE, self));
-    rc = rc ?: seccomp_rule_add(f, SCMP_ACT_TRAP, SCMP_SYS(tkill), 0);
-    rc = rc ?: seccomp_rule_add(f, SCMP_ACT_TRAP, SCMP_SYS(rt_sigqueueinfo), 0);
-    rc = rc ?: seccomp_rule_add(f, SCMP_ACT_TRAP, SCMP_SYS(rt_tgsigqueueinfo), 0);
-    /* The one exec allowed is ours: the program descriptor, empty path. */
-    rc = rc
-             ?: seccomp_rule_add(f, SCMP_ACT_TRAP, SCMP_SYS(execveat), 1,
-                                 SCMP_A0_32(SCMP_CMP_NE, (scmp_datum_t)exe));
-    rc = rc
-             ?: seccomp_rule_add(f, SCMP_ACT_TRAP, SCMP_SYS(execveat), 1,
-                                 SCMP_A4_32(SCMP_CMP_NE, AT_EMPTY_PATH));
+    const struct sbx_rule rules[] = {
+        {SCMP_SYS(clone), SCMP_ACT_TRAP, 1, {SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0)}},
+        {SCMP_SYS(clone3), SCMP_ACT_ERRNO(ENOSYS), 0, {{0}}},
+        {SCMP_SYS(kill), SCMP_ACT_TRAP, 1, {SCMP_A0_32(SCMP_CMP_NE, self)}},
+        {SCMP_SYS(tgkill), SCMP_ACT_TRAP, 1, {SCMP_A0_32(SCMP_CMP_NE, self)}},
+        /* The one exec allowed is ours: the program descriptor, empty path. */
+        {SCMP_SYS(execveat), SCMP_ACT_TRAP, 1, {SCMP_A0_32(SCMP_CMP_NE, (scmp_datum_t)exe)}},
+        {SCMP_SYS(execveat), SCMP_ACT_TRAP, 1, {SCMP_A4_32(SCMP_CMP_NE, AT_EMPTY_PATH)}},
+    };
+    int rc = sbx_seccomp_add(f, SCMP_ACT_TRAP, deny, sizeof(deny) / sizeof(deny[0]), rules,
+                             sizeof(rules) / sizeof(rules[0]));
     rc = rc ?: seccomp_load(f);
     seccomp_release(f);
     if (rc) {
