@@ -1,7 +1,7 @@
 /*
- * pong: takes each counter ping sends, checks that it is odd (ping sends
- * odd numbers), increments it in place and hands the buffer back.  Answers
- * ping's protected call with how many counters it has seen.
+ * pong: takes each counter ping sends (ping sends odd numbers), increments
+ * it in place and hands the buffer back.  Answers ping's protected call with
+ * how many counters it has seen.
  */
 #include <devmux/microkit.h>
 #include <devmux/queue.h>
@@ -15,7 +15,7 @@ static struct dmq_producer freeq;
 static char *bufs;
 static size_t bufs_size;
 static uint32_t buf_size;
-static uint64_t seen, last, bad;
+static uint64_t seen, last, replayed;
 
 static void on_fault(void *ctx, enum dmq_fault f, const char *q, uint64_t a, uint64_t b)
 {
@@ -38,13 +38,18 @@ static void pump(void)
                 dmq_fault(&active.q, DMQ_FAULT_DESC, d.offset, d.len);
                 continue;
             }
+            /* Idempotent, because delivery is at-least-once: a previous
+             * incarnation may have answered this buffer (made it even) and
+             * died before releasing it, so it comes again after a restart. */
             volatile uint64_t *v = (volatile uint64_t *)(bufs + d.offset);
             uint64_t x = *v;
-            if (!(x & 1))
-                bad++;
-            last = x;
-            seen++;
-            *v = x + 1;
+            if (x & 1) {
+                *v = x + 1;
+                last = x;
+                seen++;
+            } else {
+                replayed++;
+            }
             dmq_put(&freeq, &d);
         }
         if (dmq_release(&active))
@@ -94,6 +99,6 @@ microkit_msginfo protected(microkit_channel ch, microkit_msginfo msginfo)
         return microkit_msginfo_new(DEVMUX_PPC_FAULT, 0);
     microkit_mr_set(0, seen);
     microkit_mr_set(1, last);
-    microkit_mr_set(2, bad);
+    microkit_mr_set(2, replayed);
     return microkit_msginfo_new(0, 3);
 }

@@ -9,6 +9,6 @@
 #define PP_BUFFERS     "buffers"
 #define PP_CH_DATA     0 /* notifications both ways */
 #define PP_CH_CALL     1 /* ping calls pong */
-#define PP_LABEL_STATS 1 /* reply: MR0 = counters seen, MR1 = last counter */
+#define PP_LABEL_STATS 1 /* reply: MR0 = counters seen, MR1 = last, MR2 = replayed */
 
 #endif
