@@ -124,13 +124,16 @@ static int ctrl_read(struct dmx_ctrl *m, int *fd, bool block)
     return n == sizeof(*m) ? 1 : 0;
 }
 
-/* New descriptors take effect at once, even inside a ppcall; callbacks are
- * deferred to the loop. */
-static void ctrl_drain(bool from_loop)
+/* A new call socket takes effect at once, even inside a ppcall.  Everything
+ * else waits in `deferred` for the loop, so entry points never nest and a
+ * serve socket is never swapped under a call being served.  While the queue
+ * is full, messages stay in the socket: nothing is dropped, and the loop
+ * comes back for them (the descriptor stays readable). */
+static void ctrl_drain(void)
 {
     struct dmx_ctrl m;
     int fd;
-    for (;;) {
+    while (ndeferred < sizeof(deferred) / sizeof(deferred[0])) {
         int r = ctrl_read(&m, &fd, false);
         if (r < 0)
             _exit(0); /* supervisor gone: so are we */
@@ -140,23 +143,16 @@ static void ctrl_drain(bool from_loop)
             if (chans[m.ch].call_fd >= 0)
                 close(chans[m.ch].call_fd);
             chans[m.ch].call_fd = fd;
-        } else if (m.type == DMX_CTRL_SERVE_FD && m.ch < MICROKIT_MAX_CHANNELS && fd >= 0) {
-            if (from_loop) {
-                unwatch_close(&chans[m.ch].serve_fd);
-                chans[m.ch].serve_fd = fd;
-                watch(fd, TAG_SERVE | m.ch);
-            } else if (ndeferred < 256) {
-                m.a = fd;
-                deferred[ndeferred++] = m;
-            } else {
-                close(fd);
-            }
-        } else {
-            if (fd >= 0)
-                close(fd);
-            if (ndeferred < 256)
-                deferred[ndeferred++] = m;
+            continue;
         }
+        if (m.type == DMX_CTRL_SERVE_FD) {
+            if (fd < 0)
+                continue;
+            m.a = fd;
+        } else if (fd >= 0) {
+            close(fd);
+        }
+        deferred[ndeferred++] = m;
     }
 }
 
@@ -171,8 +167,11 @@ static void run_deferred(void)
 {
     for (unsigned i = 0; i < ndeferred; i++) {
         struct dmx_ctrl *m = &deferred[i];
-        if (m->ch >= MICROKIT_MAX_CHANNELS)
+        if (m->ch >= MICROKIT_MAX_CHANNELS) {
+            if (m->type == DMX_CTRL_SERVE_FD)
+                close(m->a);
             continue;
+        }
         if (m->type == DMX_CTRL_PEER_FAULT && peer_fault) {
             struct devmux_fault_info fi = fault_info(m);
             peer_fault(m->ch, &fi);
@@ -199,7 +198,7 @@ microkit_msginfo microkit_ppcall(microkit_channel ch, microkit_msginfo msginfo)
         devmux_log("ppcall on channel %u: this component may not call on it (needs pp: true)", ch);
         return microkit_msginfo_new(DEVMUX_PPC_FAULT, 0);
     }
-    ctrl_drain(false);
+    ctrl_drain();
     struct chan *c = &chans[ch];
     if (c->call_fd < 0)
         return fault_reply(ch);
@@ -314,7 +313,7 @@ int main(void)
                 if (chans[ch].serve_fd >= 0)
                     serve(ch);
             } else if (tag == TAG_CTRL) {
-                ctrl_drain(true);
+                ctrl_drain();
             }
         }
     }

@@ -29,25 +29,23 @@ static struct sdf_loc loc_of(const yaml_node_t *n)
 
 void sdf_error(struct sdf_errors *errs, struct sdf_loc loc, const char *fmt, ...)
 {
+    /* A hostile file can produce errors without end: list the first ones,
+     * then say that more were left out. */
     if (errs->n > SDF_MAX_ERRORS)
         return;
-    if (errs->n == SDF_MAX_ERRORS) {
-        fmt = "too many errors; stopped listing them; expected a mostly valid description";
-        errs->v = xrealloc(errs->v, (errs->n + 1) * sizeof(*errs->v));
-        errs->v[errs->n].loc = loc;
-        errs->v[errs->n].msg = xstrdup(fmt);
-        errs->n++;
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
     char *msg = NULL;
-    if (vasprintf(&msg, fmt, ap) < 0)
-        msg = NULL;
-    va_end(ap);
+    if (errs->n == SDF_MAX_ERRORS) {
+        msg = xstrdup("too many errors; stopped listing them; expected a mostly valid description");
+    } else {
+        va_list ap;
+        va_start(ap, fmt);
+        if (vasprintf(&msg, fmt, ap) < 0)
+            msg = xstrdup("out of memory formatting error");
+        va_end(ap);
+    }
     errs->v = xrealloc(errs->v, (errs->n + 1) * sizeof(*errs->v));
     errs->v[errs->n].loc = loc;
-    errs->v[errs->n].msg = msg ? msg : xstrdup("out of memory formatting error");
+    errs->v[errs->n].msg = msg;
     errs->n++;
 }
 

@@ -94,7 +94,7 @@ static bool alive(const struct comp *c)
     return c->pid > 0 && c->ctrl_fd >= 0;
 }
 
-static bool deliver(struct sup *s, size_t ch, int end);
+static void deliver(struct sup *s, size_t ch, int end);
 
 /* The protected-call socket for end `end` of channel ch, for a component
  * that is starting now.  If the socket pair prepared for it is gone, a new
@@ -127,21 +127,20 @@ int sup_ppc_take(struct sup *s, size_t ch, int end)
  * that is busy and not reading its control socket may have a full buffer:
  * then the socket stays waiting and the retry timer offers it again, so a
  * healthy callee never stays unreachable. */
-static bool deliver(struct sup *s, size_t ch, int end)
+static void deliver(struct sup *s, size_t ch, int end)
 {
     struct chan_rt *c = &s->chans[ch];
     struct comp *comp = &s->comps[s->sys->channels[ch].end[end].comp];
     struct dmx_ctrl m = {.type = end == c->caller ? DMX_CTRL_CALL_FD : DMX_CTRL_SERVE_FD,
                          .ch = s->sys->channels[ch].end[end].id};
     if (c->pend[end] < 0 || !alive(comp))
-        return true;
+        return;
     if (sup_send_ctrl(comp, &m, c->pend[end])) {
         sup_arm_retry(s);
-        return false;
+        return;
     }
     close(c->pend[end]);
     c->pend[end] = -1;
-    return true;
 }
 
 void sup_retry_deliveries(struct sup *s)

@@ -366,11 +366,8 @@ static int setup(struct sup *s, const char *ctl_path)
     s->uid_base = 200000;
     if (base) {
         /* Component uids must never include root or a system account. */
-        char *end;
-        errno = 0;
-        unsigned long v = strtoul(base, &end, 0);
-        if (errno || end == base || *end || *base == '-' || v < 10000 ||
-            v + sys->ncomps > 0x7fffffffUL) {
+        uint64_t v;
+        if (!sdf_parse_size(base, &v) || v < 10000 || v + sys->ncomps > 0x7fffffffUL) {
             sup_log("DEVMUX_UID_BASE='%s' is not usable; expected a number from 10000 to %lu", base,
                     0x7fffffffUL - (unsigned long)sys->ncomps);
             return -1;

@@ -28,6 +28,27 @@ done
 rc=$?
 [ $rc = 2 ] && grep -q "cannot open system description" "$T/err" || fail "missing file: rc $rc"
 ok "a missing file is reported, exit 2"
+# Size bounds: one component too many is refused; the longest allowed chain
+# of protected calls is checked without exhausting the stack.
+{
+    echo "system: t"; echo "components:"
+    for i in $(seq 0 1024); do echo "  - {name: c$i, program: probe}"; done
+} > "$T/big.yaml"
+"$DEVMUX" check "$T/big.yaml" > /dev/null 2> "$T/err"
+rc=$?
+[ $rc = 2 ] && grep -q "$T/big.yaml:1:1: error: the system has 1025 components, 0 regions and 0 channels; expected at most 1024, 4096 and 8192" "$T/err" ||
+    fail "1025 components: rc $rc: $(head -3 "$T/err")"
+{
+    echo "system: t"; echo "components:"
+    for i in $(seq 0 1023); do echo "  - {name: c$i, program: probe}"; done
+    echo "channels:"
+    for i in $(seq 0 1022); do echo "  - ends: [{component: c$i, id: 0, pp: true}, {component: c$((i + 1)), id: 1}]"; done
+} > "$T/chain.yaml"
+"$DEVMUX" check "$T/chain.yaml" > "$T/out" 2> "$T/err" ||
+    fail "a 1024-long protected-call chain: rc $?: $(head -3 "$T/err")"
+grep -q "is valid: 1024 components, 0 regions, 1023 channels" "$T/out" || fail "chain: $(cat "$T/out")"
+ok "1025 components are refused; a 1024-long protected-call chain validates"
+
 # A uid base that could make a component root, or is not a number, is refused.
 EXAMPLE=$(cd "$(dirname "$0")/../.." && pwd)/examples/ping-pong.yaml
 for bad in abc 0 5 -1 99999999999; do
