@@ -4,21 +4,12 @@
 # reported by the honest side (pong), which keeps serving honest traffic.
 . "$(dirname "$0")/lib.sh"
 
-cat > "$T/sys.yaml" <<'YAML'
+cat > "$T/sys.yaml" <<YAML
 system: hostile
 components:
   - {name: vandal, program: probe, config: {action: hostile}, fault: halt}
   - {name: pong, program: pong}
-regions:
-  - name: ring
-    size: 64K
-    layout:
-      - {name: active, queue: 256}
-      - {name: free, queue: 256}
-      - {name: buffers, buffers: 256, buffer_size: 64}
-    map:
-      - {component: vandal, perms: rw}
-      - {component: pong, perms: rw}
+regions:$(ring_region vandal pong)
 channels:
   - ends: [{component: vandal, id: 0}, {component: pong, id: 0}]
 YAML

@@ -91,7 +91,12 @@ stop() {
 PINGPONG_COMPONENTS='
   - {name: ping, program: ping, config: {report_ms: 200}}
   - {name: pong, program: pong}'
-PINGPONG_REST='
+# ring_region A B [SETVAR]: the queue pair region ping-pong uses, shared by
+# A and B; A's mapping sets SETVAR if given (ping expects ring_vaddr).
+ring_region() {
+    local setvar=${3:+, setvar_vaddr: $3}
+    cat <<YAML
+
   - name: ring
     size: 64K
     layout:
@@ -99,8 +104,11 @@ PINGPONG_REST='
       - {name: free, queue: 256}
       - {name: buffers, buffers: 256, buffer_size: 64}
     map:
-      - {component: ping, perms: rw, setvar_vaddr: ring_vaddr}
-      - {component: pong, perms: rw}'
+      - {component: $1, perms: rw$setvar}
+      - {component: $2, perms: rw}
+YAML
+}
+PINGPONG_REST=$(ring_region ping pong ring_vaddr)
 PINGPONG_CHANNELS='
   - ends: [{component: ping, id: 0}, {component: pong, id: 0}]
   - ends: [{component: ping, id: 1, pp: true}, {component: pong, id: 1}]'
