@@ -12,12 +12,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "common/util.h"
+
+#define CTL_REQUEST_NS (500ull * 1000000ull)
 
 const char *ctl_default_dir(void)
 {
@@ -68,11 +71,26 @@ int ctl_open(struct sup *s, const char *path)
     }
     if (probe >= 0)
         close(probe);
-    unlink(s->ctl_path);
+    /* Only a stale socket is replaced; any other file is left alone. */
+    struct stat st;
+    if (lstat(s->ctl_path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            sup_log("refusing to replace %s: it is not a socket; expected a free path or a "
+                    "stale control socket",
+                    s->ctl_path);
+            close(s->ctl_fd);
+            s->ctl_fd = -1;
+            s->ctl_path[0] = 0;
+            return -1;
+        }
+        unlink(s->ctl_path);
+    }
+    /* The umask makes bind create the socket 0600 at once; a chmod by path
+     * afterwards could be redirected through a symlink. */
     mode_t old = umask(0177);
     int rc = bind(s->ctl_fd, (struct sockaddr *)&sa, sizeof(sa));
     umask(old);
-    if (rc || chmod(s->ctl_path, 0600) || listen(s->ctl_fd, 8)) {
+    if (rc || listen(s->ctl_fd, 8)) {
         sup_log("control socket %s: %s", s->ctl_path, strerror(errno));
         close(s->ctl_fd);
         s->ctl_fd = -1;
@@ -161,18 +179,32 @@ static void handle(struct sup *s, int fd)
         out(&o, "ERROR: permission denied\n");
         goto reply;
     }
-    /* The administrator's tool sends one short line at once. */
-    struct timeval tv = {1, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    while (len < sizeof(req) - 1) {
-        ssize_t n = recv(fd, req + len, sizeof(req) - 1 - len, 0);
+    /* The administrator's tool sends one short line at once.  The whole
+     * request gets one deadline: the supervisor must not be held up by a
+     * client that trickles bytes while components need restarting. */
+    uint64_t deadline = now_ns() + CTL_REQUEST_NS;
+    bool complete = false;
+    while (len < sizeof(req) - 1 && !complete) {
+        uint64_t now = now_ns();
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (now >= deadline || poll(&pfd, 1, (int)((deadline - now) / 1000000 + 1)) <= 0)
+            break;
+        ssize_t n = recv(fd, req + len, sizeof(req) - 1 - len, MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            continue;
         if (n <= 0)
             break;
         len += (size_t)n;
-        if (memchr(req, '\n', len))
-            break;
+        complete = memchr(req, '\n', len) != NULL;
     }
     req[len] = 0;
+    if (!complete && len < sizeof(req) - 1) {
+        out(&o,
+            "ERROR: no complete request line within %llu ms; expected one line such as "
+            "'status'\n",
+            (unsigned long long)(CTL_REQUEST_NS / 1000000));
+        goto reply;
+    }
     req[strcspn(req, "\r\n")] = 0;
     char *arg = strchr(req, ' ');
     if (arg)

@@ -130,7 +130,16 @@ static void emit_line(struct comp *c, const char *line, size_t len)
         c->log_dropped++;
         return;
     }
-    printf("[%s] %.*s\n", c->def->name, (int)len, line);
+    /* A component's bytes must not forge supervisor lines or drive the
+     * administrator's terminal: control characters become '?'. */
+    char clean[sizeof(c->logbuf)];
+    if (len > sizeof(clean))
+        len = sizeof(clean);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)line[i];
+        clean[i] = (ch < 0x20 && ch != '\t') || ch == 0x7f ? '?' : (char)ch;
+    }
+    printf("[%s] %.*s\n", c->def->name, (int)len, clean);
     fflush(stdout);
 }
 

@@ -8,6 +8,7 @@
  *   wild-write             store to an address no region covers
  *   ro-write               store into the region granted read-only (`ro`)
  *   abort                  abort() in init while restarts < `crash_until`
+ *   escape                 log terminal escapes and a carriage return
  *   whoami                 log uid and gid
  *   call                   after `delay_ms`, ppcall channel 1 up to `tries` times
  *                          until it answers (label 2); probes serve calls
@@ -150,6 +151,10 @@ void init(void)
             abort();
         }
         devmux_log("running normally now");
+    } else if (!strcmp(action, "escape")) {
+        /* Terminal escapes and a carriage return that would overwrite the
+         * line with a forged supervisor message. */
+        devmux_log("\x1b[31mred\x1b[0m\rdevmux: forged%c", 0x7f);
     } else if (!strcmp(action, "whoami")) {
         devmux_log("uid %u gid %u", (unsigned)getuid(), (unsigned)getgid());
     } else if (!strcmp(action, "hostile")) {
