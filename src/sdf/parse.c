@@ -619,26 +619,131 @@ static void top_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj)
         parse_channels(c, v, sys);
 }
 
+/* Where byte `offset` of buf is, for errors libyaml reports by offset. */
+static struct sdf_loc loc_at(const char *buf, size_t len, size_t offset)
+{
+    struct sdf_loc l = {1, 1};
+    for (size_t i = 0; i < offset && i < len; i++) {
+        if (buf[i] == '\n') {
+            l.line++;
+            l.col = 1;
+        } else {
+            l.col++;
+        }
+    }
+    return l;
+}
+
+static void syntax_error(yaml_parser_t *p, const char *buf, size_t len, struct sdf_errors *errs)
+{
+    /* Reader errors (bad UTF-8, control bytes) carry an offset, not a mark. */
+    struct sdf_loc l =
+        p->error == YAML_READER_ERROR
+            ? loc_at(buf, len, p->problem_offset)
+            : (struct sdf_loc){(int)p->problem_mark.line + 1, (int)p->problem_mark.column + 1};
+    if (p->error == YAML_READER_ERROR && p->problem_value >= 0)
+        sdf_error(errs, l, "YAML syntax: %s (byte 0x%02x); expected UTF-8 text",
+                  p->problem ? p->problem : "unreadable input", (unsigned)p->problem_value & 0xff);
+    else
+        sdf_error(errs, l, "YAML syntax: %s%s%s; expected well-formed YAML",
+                  p->problem ? p->problem : "malformed document", p->context ? " " : "",
+                  p->context ? p->context : "");
+}
+
+/* A pass over the events before building the document, to refuse what a
+ * hostile file could use to cost minutes and gigabytes: aliases (which
+ * expand), deep nesting (libyaml slows down with depth), and further
+ * documents that would otherwise be ignored. */
+static bool prescan(const char *buf, size_t len, struct sdf_errors *errs)
+{
+    yaml_parser_t p;
+    yaml_event_t ev;
+    int depth = 0, docs = 0;
+    bool ok = true;
+    yaml_parser_initialize(&p);
+    yaml_parser_set_input_string(&p, (const unsigned char *)buf, len);
+    while (ok) {
+        if (!yaml_parser_parse(&p, &ev)) {
+            syntax_error(&p, buf, len, errs);
+            ok = false;
+            break;
+        }
+        struct sdf_loc l = {(int)ev.start_mark.line + 1, (int)ev.start_mark.column + 1};
+        yaml_event_type_t type = ev.type;
+        if (type == YAML_ALIAS_EVENT) {
+            sdf_error(errs, l,
+                      "YAML alias '*%.64s' is not supported; expected every value "
+                      "written out",
+                      (const char *)ev.data.alias.anchor);
+            ok = false;
+        } else if (type == YAML_DOCUMENT_START_EVENT && ++docs > 1) {
+            sdf_error(errs, l, "a second YAML document; expected exactly one");
+            ok = false;
+        } else if (type == YAML_MAPPING_START_EVENT || type == YAML_SEQUENCE_START_EVENT) {
+            if (++depth > SDF_MAX_DEPTH) {
+                sdf_error(errs, l,
+                          "nesting deeper than %d levels; expected the flat structure "
+                          "of a system description",
+                          SDF_MAX_DEPTH);
+                ok = false;
+            }
+        } else if (type == YAML_MAPPING_END_EVENT || type == YAML_SEQUENCE_END_EVENT) {
+            depth--;
+        }
+        yaml_event_delete(&ev);
+        if (type == YAML_STREAM_END_EVENT)
+            break;
+    }
+    yaml_parser_delete(&p);
+    return ok;
+}
+
+/* The whole file, or NULL with an error; descriptions are small by nature. */
+static char *read_file(const char *file, size_t *len, struct sdf_errors *errs)
+{
+    struct sdf_loc top = {1, 1};
+    FILE *f = fopen(file, "rb");
+    if (!f) {
+        sdf_error(errs, top, "cannot open system description: %s", strerror(errno));
+        return NULL;
+    }
+    char *buf = xmalloc(SDF_MAX_FILE + 1);
+    *len = fread(buf, 1, SDF_MAX_FILE + 1, f);
+    bool failed = ferror(f);
+    fclose(f);
+    if (failed || *len > SDF_MAX_FILE) {
+        if (failed)
+            sdf_error(errs, top, "cannot read system description: %s", strerror(errno));
+        else
+            sdf_error(errs, top,
+                      "the file is larger than %d bytes; expected a system "
+                      "description of at most that size",
+                      SDF_MAX_FILE);
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
 struct sdf_system *sdf_load(const char *file, const struct sdf_options *opt,
                             struct sdf_errors *errs)
 {
-    struct sdf_loc nowhere = {0, 0};
-    FILE *f = fopen(file, "rb");
-    if (!f) {
-        sdf_error(errs, nowhere, "cannot open system description: %s", strerror(errno));
+    size_t len;
+    char *buf = read_file(file, &len, errs);
+    if (!buf)
+        return NULL;
+    if (!prescan(buf, len, errs)) {
+        free(buf);
         return NULL;
     }
     yaml_parser_t parser;
     yaml_document_t doc;
     yaml_parser_initialize(&parser);
-    yaml_parser_set_input_file(&parser, f);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
     if (!yaml_parser_load(&parser, &doc)) {
-        struct sdf_loc l = {(int)parser.problem_mark.line + 1, (int)parser.problem_mark.column + 1};
-        sdf_error(errs, l, "YAML syntax: %s%s%s; expected well-formed YAML",
-                  parser.problem ? parser.problem : "malformed document", parser.context ? " " : "",
-                  parser.context ? parser.context : "");
+        syntax_error(&parser, buf, len, errs);
         yaml_parser_delete(&parser);
-        fclose(f);
+        free(buf);
         return NULL;
     }
     struct sdf_system *sys = xcalloc(1, sizeof(*sys));
@@ -646,7 +751,8 @@ struct sdf_system *sdf_load(const char *file, const struct sdf_options *opt,
     struct ctx c = {&doc, errs};
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     if (!root) {
-        sdf_error(errs, nowhere,
+        struct sdf_loc top = {1, 1};
+        sdf_error(errs, top,
                   "the file is empty; expected a mapping with 'system', "
                   "'components', 'regions' and 'channels'");
     } else if (expect(&c, root, YAML_MAPPING_NODE, "the document")) {
@@ -657,7 +763,7 @@ struct sdf_system *sdf_load(const char *file, const struct sdf_options *opt,
     }
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
-    fclose(f);
+    free(buf);
 
     if (!errs->n)
         sdf_validate(sys, opt, errs);

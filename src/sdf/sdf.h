@@ -22,6 +22,8 @@
 #define SDF_MAX_REGIONS    4096
 #define SDF_MAX_CHANNELS   8192
 #define SDF_MAX_ERRORS     100 /* more are summarised, not listed */
+#define SDF_MAX_FILE       (1 << 20)
+#define SDF_MAX_DEPTH      16
 
 struct sdf_loc {
     int line, col; /* 1-based; 0 when unknown */

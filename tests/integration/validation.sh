@@ -49,6 +49,14 @@ rc=$?
 grep -q "is valid: 1024 components, 0 regions, 1023 channels" "$T/out" || fail "chain: $(cat "$T/out")"
 ok "1025 components are refused; a 1024-long protected-call chain validates"
 
+# A file over 1 MiB is refused before parsing.
+{ echo "system: t"; head -c 1100000 /dev/zero | tr '\0' '#'; echo; } > "$T/huge.yaml"
+"$DEVMUX" check "$T/huge.yaml" > /dev/null 2> "$T/err"
+rc=$?
+[ $rc = 2 ] && grep -q "$T/huge.yaml:1:1: error: the file is larger than 1048576 bytes" "$T/err" ||
+    fail "a 1.1 MB file: rc $rc: $(head -2 "$T/err")"
+ok "a description over 1 MiB is refused"
+
 # A uid base that could make a component root, or is not a number, is refused.
 EXAMPLE=$(cd "$(dirname "$0")/../.." && pwd)/examples/ping-pong.yaml
 for bad in abc 0 5 -1 99999999999; do
