@@ -43,6 +43,17 @@ void sdf_error(struct sdf_errors *errs, struct sdf_loc loc, const char *fmt, ...
             msg = xstrdup("out of memory formatting error");
         va_end(ap);
     }
+    /* Messages quote the file's own text: keep a hostile file from writing
+     * control characters to the terminal or megabytes into one line. */
+    for (char *p = msg; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+    /* Over-long: keep the start and the end, where "expected ..." is. */
+    size_t len = strlen(msg), keep = (SDF_MAX_MESSAGE - 5) / 2;
+    if (len > SDF_MAX_MESSAGE) {
+        memcpy(msg + keep, " ... ", 5);
+        memmove(msg + keep + 5, msg + len - keep, keep + 1);
+    }
     errs->v = xrealloc(errs->v, (errs->n + 1) * sizeof(*errs->v));
     errs->v[errs->n].loc = loc;
     errs->v[errs->n].msg = msg;

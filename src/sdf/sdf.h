@@ -24,6 +24,9 @@
 #define SDF_MAX_ERRORS     100 /* more are summarised, not listed */
 #define SDF_MAX_FILE       (1 << 20)
 #define SDF_MAX_DEPTH      16
+#define SDF_MAX_MESSAGE    400               /* bytes of one error message, quotes included */
+#define SDF_MIN_VADDR      0x10000ull        /* Linux's usual mmap_min_addr */
+#define SDF_MAX_VADDR      0x7ffffffff000ull /* end of 47-bit user space */
 
 struct sdf_loc {
     int line, col; /* 1-based; 0 when unknown */

@@ -167,6 +167,12 @@ static void check_regions(struct sdf_system *sys, struct sdf_errors *errs)
                           r->name, m->component);
                 continue;
             }
+            if (m->vaddr && (m->vaddr < SDF_MIN_VADDR || m->vaddr > SDF_MAX_VADDR ||
+                             r->size > SDF_MAX_VADDR - m->vaddr))
+                sdf_error(errs, m->loc,
+                          "region '%s' at vaddr 0x%" PRIx64 " (%" PRIu64 " bytes) lies outside "
+                          "user space; expected it within 0x%llx..0x%llx",
+                          r->name, m->vaddr, r->size, SDF_MIN_VADDR, SDF_MAX_VADDR);
             for (size_t j = 0; j < k; j++)
                 if (r->maps[j].comp == m->comp)
                     sdf_error(errs, m->loc,
