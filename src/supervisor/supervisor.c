@@ -6,6 +6,7 @@
 #include "supervisor/supervisor.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -34,6 +35,7 @@
 #define EV_KIND   0xff000000u
 
 #define LOG_LINES_PER_SEC 200
+#define EVENT_READS       64 /* reads per event from one component's pipe or socket */
 #define STABLE_NS         (10ull * 1000000000ull) /* up this long: not a crash loop */
 #define STOP_GRACE_NS     (2ull * 1000000000ull)
 
@@ -143,10 +145,12 @@ static void emit_line(struct comp *c, const char *line, size_t len)
     fflush(stdout);
 }
 
-/* Returns false at end of file. */
-static bool read_log(struct comp *c)
+/* Reads at most `rounds` chunks, so a component that writes without pause
+ * cannot keep the supervisor in one event (epoll reports the rest again).
+ * Returns false at end of file. */
+static bool read_log(struct comp *c, unsigned rounds)
 {
-    for (;;) {
+    while (rounds--) {
         ssize_t n = read(c->log_fd, c->logbuf + c->loglen, sizeof(c->logbuf) - c->loglen);
         if (n <= 0)
             return n < 0;
@@ -163,6 +167,7 @@ static bool read_log(struct comp *c)
             c->loglen = 0;
         }
     }
+    return true;
 }
 
 /* ---- control messages from components ---------------------------------- */
@@ -185,12 +190,13 @@ static void tell_peers(struct sup *s, struct comp *c, uint32_t type, int sig, in
         }
 }
 
-/* Returns false when the component's end is closed. */
-static bool read_ctrl(struct sup *s, struct comp *c)
+/* At most `rounds` messages, for the same reason as read_log.  Returns
+ * false when the component's end is closed. */
+static bool read_ctrl(struct sup *s, struct comp *c, unsigned rounds)
 {
     struct dmx_ctrl m;
-    ssize_t n;
-    while ((n = recv(c->ctrl_fd, &m, sizeof(m), MSG_DONTWAIT)) > 0) {
+    ssize_t n = -1;
+    while (rounds-- && (n = recv(c->ctrl_fd, &m, sizeof(m), MSG_DONTWAIT)) > 0) {
         if (n != sizeof(m))
             continue;
         if (m.type == DMX_CTRL_READY && c->state == COMP_STARTING) {
@@ -200,7 +206,7 @@ static bool read_ctrl(struct sup *s, struct comp *c)
             c->syscall_nr = m.a;
         }
     }
-    return n < 0;
+    return n != 0;
 }
 
 /* ---- faults ------------------------------------------------------------ */
@@ -259,13 +265,13 @@ static void on_exit_status(struct sup *s, struct comp *c, int status)
 {
     /* Whatever it said last still counts: drain output and control. */
     if (c->log_fd >= 0)
-        read_log(c);
+        read_log(c, UINT_MAX); /* it is dead: what is left is finite */
     if (c->loglen) {
         emit_line(c, c->logbuf, c->loglen);
         c->loglen = 0;
     }
     if (c->ctrl_fd >= 0)
-        read_ctrl(s, c);
+        read_ctrl(s, c, UINT_MAX);
     close_fd(s, &c->log_fd);
     close_fd(s, &c->ctrl_fd);
     c->pid = 0;
@@ -538,11 +544,11 @@ int devmux_run(const char *file, const char *ctl_path, const struct sdf_options 
                 ctl_accept(&s);
                 break;
             case EV_LOG:
-                if (c && c->log_fd >= 0 && !read_log(c))
+                if (c && c->log_fd >= 0 && !read_log(c, EVENT_READS))
                     close_fd(&s, &c->log_fd);
                 break;
             case EV_CTRL:
-                if (c && c->ctrl_fd >= 0 && !read_ctrl(&s, c))
+                if (c && c->ctrl_fd >= 0 && !read_ctrl(&s, c, EVENT_READS))
                     close_fd(&s, &c->ctrl_fd);
                 break;
             case EV_TIMER:

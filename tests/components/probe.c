@@ -9,6 +9,7 @@
  *   ro-write               store into the region granted read-only (`ro`)
  *   abort                  abort() in init while restarts < `crash_until`
  *   escape                 log terminal escapes and a carriage return
+ *   flood                  write log lines and control messages forever
  *   whoami                 log uid and gid
  *   call                   after `delay_ms`, ppcall channel 1 up to `tries` times
  *                          until it answers (label 2); probes serve calls
@@ -25,6 +26,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "runtime/abi.h" /* the control socket, to flood it */
 
 static const char *action;
 
@@ -115,7 +118,7 @@ void init(void)
     } else if (!strcmp(action, "pass-fd")) {
         /* Try to hand our control socket to the supervisor with SCM_RIGHTS:
          * capabilities must not move outside the system description. */
-        int fd = 4;
+        int fd = DMX_FD_CTRL;
         union {
             char buf[CMSG_SPACE(sizeof(int))];
             struct cmsghdr align;
@@ -151,6 +154,13 @@ void init(void)
             abort();
         }
         devmux_log("running normally now");
+    } else if (!strcmp(action, "flood")) {
+        /* Never return: write log lines and control messages without pause. */
+        struct dmx_ctrl ready = {.type = DMX_CTRL_READY};
+        for (unsigned long k = 0;; k++) {
+            devmux_log("flood line %lu", k);
+            send(DMX_FD_CTRL, &ready, sizeof(ready), MSG_DONTWAIT | MSG_NOSIGNAL);
+        }
     } else if (!strcmp(action, "escape")) {
         /* Terminal escapes and a carriage return that would overwrite the
          * line with a forged supervisor message. */

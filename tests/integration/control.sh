@@ -66,4 +66,22 @@ done
 ctl status > /dev/null || fail "the supervisor stopped answering after slow clients"
 assert_pingpong_alive
 stop || fail "exit $?"
+
+# A component that floods its output and its control socket without pause
+# only loses lines; the supervisor keeps serving everyone else.
+cat > "$T/flood.yaml" <<YAML
+system: flood
+components:$PINGPONG_COMPONENTS
+  - {name: flood, program: probe, config: {action: flood}}
+regions:$PINGPONG_REST
+channels:$PINGPONG_CHANNELS
+YAML
+start "$T/flood.yaml"
+wait_log "\[flood\] \([0-9]+ lines suppressed: over 200 lines/s\)" 15
+for i in 1 2 3; do
+    ctl status > /dev/null || fail "ctl status failed while a component floods"
+done
+assert_pingpong_alive
+ok "a flooding component is rate-limited and the supervisor keeps serving"
+stop || fail "exit $?"
 echo "$CHECKS checks passed"
