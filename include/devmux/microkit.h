@@ -89,6 +89,22 @@ unsigned devmux_restarts(void);
 /* printf-style logging to the supervisor, which prefixes the component name. */
 void devmux_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* A device the system description grants this component (`devices:`): the
+ * supervisor opened it (an AF_PACKET socket bound to a host interface, a
+ * TAP interface) and the descriptor is ours.  The device "interrupts" when
+ * it has input: notified(irq) runs, and, as with a real IRQ, no further
+ * interrupt comes on that channel until microkit_irq_ack(irq).  Returns the
+ * descriptor, or -1 if no such device is granted. */
+int devmux_device(const char *name, microkit_channel *irq);
+
+/* A one-shot timer: notified(DEVMUX_TIMER_CHANNEL) runs once, ns
+ * nanoseconds from now (CLOCK_MONOTONIC).  A new call replaces the pending
+ * one; 0 cancels.  On seL4 this is a timer driver's channel. */
+#define DEVMUX_TIMER_CHANNEL 63u
+void devmux_timeout(uint64_t ns);
+/* CLOCK_MONOTONIC in nanoseconds (no system call: vDSO). */
+uint64_t devmux_now_ns(void);
+
 /* Optional entry point: a component connected to ch faulted.  restarting is
  * true if the supervisor is bringing it back; shared regions are kept, so
  * queues resume.  Notifications to it are held until it runs again. */

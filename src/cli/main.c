@@ -27,7 +27,8 @@ static void usage(FILE *f)
 {
     fputs("usage: devmux run SYSTEM.yaml [--ctl SOCKET]\n"
           "       devmux check SYSTEM.yaml\n"
-          "       devmux ctl [--ctl SOCKET | --system NAME] status|restart COMPONENT|shutdown\n"
+          "       devmux ctl [--ctl SOCKET | --system NAME]\n"
+          "                  status | net [NETWORK] | restart COMPONENT | shutdown\n"
           "Components named without a '/' are searched in $DEVMUX_PATH (colon-separated),\n"
           "then in the build and install directories.\n",
           f);

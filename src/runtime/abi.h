@@ -13,11 +13,12 @@
 #include "devmux/microkit.h"
 
 #define DMX_BOOT_MAGIC   0x42584d44u /* "DMXB" */
-#define DMX_BOOT_VERSION 1
+#define DMX_BOOT_VERSION 2
 #define DMX_NAME_LEN     64
-#define DMX_MAX_REGIONS  64
+#define DMX_MAX_REGIONS  80
 #define DMX_MAX_ITEMS    256
 #define DMX_CONFIG_BYTES 16384
+#define DMX_MAX_DEVICES  8
 
 /* Fixed descriptor numbers in a component.  The supervisor places every
  * other descriptor above DMX_FD_FIRST and closes the rest. */
@@ -52,12 +53,23 @@ struct dmx_boot_channel {
     char peer[DMX_NAME_LEN];
 };
 
+/* A device resource: a descriptor the supervisor opened for us, whose
+ * readiness is delivered as an interrupt on channel irq. */
+struct dmx_boot_device {
+    char name[DMX_NAME_LEN];
+    int32_t fd;
+    uint32_t irq;
+    uint32_t kind; /* enum sdf_device_kind */
+};
+
 struct dmx_boot {
     uint32_t magic, version;
     char name[DMX_NAME_LEN];
     uint32_t nregions, nitems;
     uint32_t restarts; /* how many times this component was restarted */
     uint32_t config_len;
+    uint32_t ndevices;
+    struct dmx_boot_device devices[DMX_MAX_DEVICES];
     struct dmx_boot_region regions[DMX_MAX_REGIONS];
     struct dmx_boot_item items[DMX_MAX_ITEMS];
     struct dmx_boot_channel channels[MICROKIT_MAX_CHANNELS];

@@ -163,6 +163,17 @@ uint64_t devmux_config_u64(const char *key, uint64_t def)
     return (uint64_t)v * mul;
 }
 
+int devmux_device(const char *name, microkit_channel *irq)
+{
+    for (uint32_t i = 0; i < dmx_boot->ndevices && i < DMX_MAX_DEVICES; i++)
+        if (!strcmp(dmx_boot->devices[i].name, name)) {
+            if (irq)
+                *irq = dmx_boot->devices[i].irq;
+            return dmx_boot->devices[i].fd;
+        }
+    return -1;
+}
+
 unsigned devmux_restarts(void)
 {
     return dmx_boot->restarts;

@@ -11,11 +11,15 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #define TAG_RECV  0x100u
 #define TAG_SERVE 0x200u
 #define TAG_CTRL  0x300u
+#define TAG_IRQ   0x400u
+#define TAG_TIMER 0x500u
 
 struct chan {
     int recv_fd, send_fd, call_fd, serve_fd;
@@ -23,7 +27,9 @@ struct chan {
 
 static struct chan chans[MICROKIT_MAX_CHANNELS];
 static uint64_t mrs[MICROKIT_MAX_MRS];
-static int epfd = -1;
+static int epfd = -1, timer_fd = -1;
+/* Device descriptor whose readiness is the interrupt on channel ch, or -1. */
+static int irq_fd[MICROKIT_MAX_CHANNELS];
 
 /* Control messages that arrive while we are inside an entry point (during a
  * ppcall) wait here, so entry points never nest. */
@@ -77,11 +83,38 @@ void microkit_notify(microkit_channel ch)
         dmx_stats->ch[ch].notify_sent++;
 }
 
+/* A device's readiness is watched one-shot: like a level-triggered IRQ
+ * line that stays masked from delivery until the driver acknowledges it. */
+static void irq_arm(microkit_channel ch, int op)
+{
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.u32 = TAG_IRQ | ch};
+    if (epoll_ctl(epfd, op, irq_fd[ch], &ev))
+        dmx_die("epoll_ctl on device of channel %u: %s", ch, strerror(errno));
+}
+
 void microkit_irq_ack(microkit_channel ch)
 {
-    /* Interrupt channels arrive with the hardware layer; until then no
-     * channel carries an interrupt, so an ack is a programming error. */
-    devmux_log("irq_ack on channel %u: no interrupt is routed to this channel", ch);
+    if (ch >= MICROKIT_MAX_CHANNELS || irq_fd[ch] < 0) {
+        devmux_log("irq_ack on channel %u: no interrupt is routed to this channel", ch);
+        return;
+    }
+    irq_arm(ch, EPOLL_CTL_MOD);
+}
+
+uint64_t devmux_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void devmux_timeout(uint64_t ns)
+{
+    struct itimerspec its = {0};
+    its.it_value.tv_sec = (time_t)(ns / 1000000000u);
+    its.it_value.tv_nsec = (long)(ns % 1000000000u);
+    if (timer_fd >= 0 && timerfd_settime(timer_fd, 0, &its, NULL))
+        devmux_log("devmux_timeout: %s", strerror(errno));
 }
 
 static void watch(int fd, uint32_t tag)
@@ -286,6 +319,19 @@ int main(void)
             watch(bc->serve_fd, TAG_SERVE | ch);
     }
     watch(DMX_FD_CTRL, TAG_CTRL);
+    for (unsigned ch = 0; ch < MICROKIT_MAX_CHANNELS; ch++)
+        irq_fd[ch] = -1;
+    for (uint32_t i = 0; i < dmx_boot->ndevices && i < DMX_MAX_DEVICES; i++) {
+        const struct dmx_boot_device *d = &dmx_boot->devices[i];
+        if (d->irq < MICROKIT_MAX_CHANNELS && d->fd >= 0) {
+            irq_fd[d->irq] = d->fd;
+            irq_arm(d->irq, EPOLL_CTL_ADD);
+        }
+    }
+    timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (timer_fd < 0)
+        dmx_die("timerfd_create: %s", strerror(errno));
+    watch(timer_fd, TAG_TIMER);
 
     init();
     struct dmx_ctrl ready = {.type = DMX_CTRL_READY};
@@ -314,6 +360,13 @@ int main(void)
                     serve(ch);
             } else if (tag == TAG_CTRL) {
                 ctrl_drain();
+            } else if (tag == TAG_IRQ) {
+                if (notified)
+                    notified(ch);
+            } else if (tag == TAG_TIMER) {
+                uint64_t cnt;
+                if (read(timer_fd, &cnt, sizeof(cnt)) == sizeof(cnt) && notified)
+                    notified(DEVMUX_TIMER_CHANNEL);
             }
         }
     }

@@ -18,6 +18,7 @@
 
 #include "runtime/abi.h"
 #include "sandbox/sandbox.h"
+#include "sdf/sdf.h"
 
 /* A forbidden system call arrives here (SECCOMP_RET_TRAP) instead of simply
  * killing the process, so the supervisor can name the call.  The handler is
@@ -96,6 +97,19 @@ static int seccomp_allow_list(void)
     };
     int rc = sbx_seccomp_add(f, SCMP_ACT_ALLOW, allowed, sizeof(allowed) / sizeof(allowed[0]),
                              rules, sizeof(rules) / sizeof(rules[0]));
+    /* A packet socket the supervisor opened for us: the driver sets up its
+     * rings.  Only on that descriptor, so no other socket can be tuned. */
+    for (uint32_t i = 0; !rc && i < dmx_boot->ndevices && i < DMX_MAX_DEVICES; i++) {
+        const struct dmx_boot_device *d = &dmx_boot->devices[i];
+        if (d->kind != SDF_DEV_PACKET || d->fd < 0)
+            continue;
+        const struct sbx_rule dev[] = {
+            {SCMP_SYS(setsockopt), SCMP_ACT_ALLOW, 1, {SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)d->fd)}},
+            {SCMP_SYS(getsockopt), SCMP_ACT_ALLOW, 1, {SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)d->fd)}},
+            {SCMP_SYS(getsockname), SCMP_ACT_ALLOW, 1, {SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)d->fd)}},
+        };
+        rc = sbx_seccomp_add(f, SCMP_ACT_ALLOW, NULL, 0, dev, sizeof(dev) / sizeof(dev[0]));
+    }
     rc = rc ?: seccomp_load(f);
     seccomp_release(f);
     return rc;

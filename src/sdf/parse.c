@@ -5,6 +5,7 @@
  * Errors are collected, not fatal, so one run reports all of them.
  */
 #include "sdf/sdf.h"
+#include "sdf/internal.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -15,10 +16,12 @@
 #include <yaml.h>
 
 #include "common/util.h"
+#include "devmux/net.h"
 
 struct ctx {
     yaml_document_t *doc;
     struct sdf_errors *errs;
+    struct sdf_net_specs *nets;
 };
 
 static struct sdf_loc loc_of(const yaml_node_t *n)
@@ -352,6 +355,186 @@ static void config_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj
     comp->nconfig++;
 }
 
+/* ---- devices ----------------------------------------------------------- */
+
+/* Linux refuses other interface names (dev_valid_name); so do we, early. */
+static char *get_ifname(struct ctx *c, yaml_node_t *v, const char *what)
+{
+    if (!expect(c, v, YAML_SCALAR_NODE, what))
+        return NULL;
+    const char *s = scalar(v);
+    size_t n = strlen(s);
+    bool ok = n >= 1 && n <= 15 && strcmp(s, ".") && strcmp(s, "..");
+    for (size_t i = 0; ok && i < n; i++)
+        ok = s[i] != '/' && s[i] != ':' && (unsigned char)s[i] > 0x20 && s[i] != 0x7f;
+    if (!ok) {
+        sdf_error(c->errs, loc_of(v),
+                  "%s '%s' is not a valid interface name; expected 1 to 15 characters without "
+                  "'/', ':', blanks or control characters, and not '.' or '..'",
+                  what, s);
+        return NULL;
+    }
+    return xstrdup(s);
+}
+
+/* A namespace is opened as /run/netns/NAME: a name, never a path. */
+static char *get_netns(struct ctx *c, yaml_node_t *v)
+{
+    char *s = get_name(c, v, "netns");
+    if (s && (!strcmp(s, ".") || !strcmp(s, ".."))) {
+        sdf_error(c->errs, loc_of(v),
+                  "netns '%s' is not a valid name; expected the name of a namespace in "
+                  "/run/netns, not '.' or '..'",
+                  s);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* A unicast, non-zero MAC address written as six hex pairs. */
+static bool get_mac(struct ctx *c, yaml_node_t *v, const char *what, uint8_t mac[6])
+{
+    if (!expect(c, v, YAML_SCALAR_NODE, what))
+        return false;
+    const char *s = scalar(v);
+    bool ok = strlen(s) == 17;
+    for (int i = 0; ok && i < 6; i++) {
+        int hi = hexval(s[3 * i]), lo = hexval(s[3 * i + 1]);
+        ok = hi >= 0 && lo >= 0 && (i == 5 || s[3 * i + 2] == ':');
+        if (ok)
+            mac[i] = (uint8_t)(hi << 4 | lo);
+    }
+    if (!ok) {
+        sdf_error(c->errs, loc_of(v),
+                  "%s '%s' is not a MAC address; expected six hex pairs separated by ':', like "
+                  "02:00:00:00:00:0a",
+                  what, s);
+        return false;
+    }
+    if (mac[0] & 1) {
+        sdf_error(c->errs, loc_of(v),
+                  "%s %s is a multicast address; expected a unicast address (lowest bit of the "
+                  "first byte clear)",
+                  what, s);
+        return false;
+    }
+    if (!(mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5])) {
+        sdf_error(c->errs, loc_of(v), "%s %s is all zeros; expected a non-zero unicast address",
+                  what, s);
+        return false;
+    }
+    return true;
+}
+
+static void packet_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj)
+{
+    struct sdf_device *d = obj;
+    /* A device given both kinds (an error already) comes here twice. */
+    if (!strcmp(key, "interface")) {
+        free(d->ifname);
+        d->ifname = get_ifname(c, v, "interface");
+    } else if (!strcmp(key, "netns")) {
+        free(d->netns);
+        d->netns = get_netns(c, v);
+    }
+}
+
+static void tap_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj)
+{
+    struct sdf_device *d = obj;
+    if (!strcmp(key, "ifname")) {
+        free(d->ifname);
+        d->ifname = get_ifname(c, v, "ifname");
+    } else if (!strcmp(key, "netns")) {
+        free(d->netns);
+        d->netns = get_netns(c, v);
+    } else if (!strcmp(key, "mac")) {
+        d->has_mac = get_mac(c, v, "mac", d->mac);
+    }
+}
+
+static void parse_packet(struct ctx *c, yaml_node_t *v, struct sdf_device *d)
+{
+    d->kind = SDF_DEV_PACKET;
+    if (!expect(c, v, YAML_MAPPING_NODE, "packet"))
+        return;
+    static const char *const keys[] = {"interface", "netns", NULL};
+    static const char *const req[] = {"interface", NULL};
+    require(c, v, "packet", req);
+    for_keys(c, v, "packet", keys, packet_key, d);
+}
+
+/* A TAP client's `tap:` has no mac: the client's own is used. */
+static void parse_tap(struct ctx *c, yaml_node_t *v, struct sdf_device *d, bool with_mac)
+{
+    d->kind = SDF_DEV_TAP;
+    if (!expect(c, v, YAML_MAPPING_NODE, "tap"))
+        return;
+    static const char *const keys[] = {"ifname", "netns", "mac", NULL};
+    static const char *const keys_nomac[] = {"ifname", "netns", NULL};
+    static const char *const req[] = {"ifname", NULL};
+    require(c, v, "tap", req);
+    for_keys(c, v, "tap", with_mac ? keys : keys_nomac, tap_key, d);
+}
+
+static void device_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj)
+{
+    struct sdf_device *d = obj;
+    uint64_t x;
+    if (!strcmp(key, "name")) {
+        d->name = get_name(c, v, "device name");
+    } else if (!strcmp(key, "packet")) {
+        parse_packet(c, v, d);
+    } else if (!strcmp(key, "tap")) {
+        parse_tap(c, v, d, true);
+    } else if (!strcmp(key, "irq")) {
+        if (get_u64(c, v, "irq", SDF_MAX_CHANNEL, &x))
+            d->irq = (uint32_t)x;
+    }
+}
+
+static void parse_devices(struct ctx *c, yaml_node_t *v, struct sdf_component *comp)
+{
+    if (!expect(c, v, YAML_SEQUENCE_NODE, "devices"))
+        return;
+    size_t count = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+    if (count > SDF_MAX_DEVICES) {
+        sdf_error(c->errs, loc_of(v), "component has %zu devices; expected at most %d", count,
+                  SDF_MAX_DEVICES);
+        return;
+    }
+    for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+         it++) {
+        yaml_node_t *n = yaml_document_get_node(c->doc, *it);
+        if (!expect(c, n, YAML_MAPPING_NODE, "a device"))
+            continue;
+        comp->devices = xrealloc(comp->devices, (comp->ndevices + 1) * sizeof(*comp->devices));
+        struct sdf_device *d = &comp->devices[comp->ndevices++];
+        memset(d, 0, sizeof(*d));
+        d->loc = loc_of(n);
+        static const char *const keys[] = {"name", "packet", "tap", "irq", NULL};
+        static const char *const req[] = {"name", "irq", NULL};
+        require(c, n, "device", req);
+        int kinds = has_key(c, n, "packet") + has_key(c, n, "tap");
+        if (kinds != 1)
+            sdf_error(c->errs, loc_of(n),
+                      "device has %d kinds; expected exactly one of 'packet' or 'tap'", kinds);
+        for_keys(c, n, "device", keys, device_key, d);
+    }
+}
+
 static void component_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj)
 {
     struct sdf_component *comp = obj;
@@ -385,6 +568,8 @@ static void component_key(struct ctx *c, const char *key, yaml_node_t *v, void *
             static const char *const keys[] = {"policy", "backoff_min_ms", "backoff_max_ms", NULL};
             for_keys(c, v, "fault", keys, fault_key, comp);
         }
+    } else if (!strcmp(key, "devices")) {
+        parse_devices(c, v, comp);
     }
 }
 
@@ -404,7 +589,7 @@ static void parse_components(struct ctx *c, yaml_node_t *seq, struct sdf_system 
         comp->fault = SDF_FAULT_RESTART;
         comp->backoff_min_ms = 100;
         comp->backoff_max_ms = 10000;
-        static const char *const keys[] = {"name", "program", "config", "fault", NULL};
+        static const char *const keys[] = {"name", "program", "config", "fault", "devices", NULL};
         static const char *const req[] = {"name", "program", NULL};
         require(c, n, "component", req);
         for_keys(c, n, "component", keys, component_key, comp);
@@ -617,6 +802,269 @@ static void parse_channels(struct ctx *c, yaml_node_t *seq, struct sdf_system *s
     }
 }
 
+/* ---- networks ---------------------------------------------------------- */
+
+/* Bits per second take SI multiples, as link speeds do: K = 1000. */
+static bool parse_bits(const char *s, uint64_t *out)
+{
+    if (!isdigit((unsigned char)*s))
+        return false;
+    errno = 0;
+    char *end;
+    uint64_t v = strtoull(s, &end, 10);
+    if (errno)
+        return false;
+    uint64_t mul = 1;
+    if (*end) {
+        if (*end == 'K' || *end == 'k')
+            mul = 1000;
+        else if (*end == 'M')
+            mul = 1000000;
+        else if (*end == 'G')
+            mul = 1000000000;
+        else
+            return false;
+        if (end[1])
+            return false;
+    }
+    if (v > UINT64_MAX / mul)
+        return false;
+    *out = v * mul;
+    return true;
+}
+
+#define NET_MIN_BUFFER_SIZE (((NET_MAX_FRAME + 63) / 64) * 64)
+#define NET_MAX_BITS        1000000000000ull /* 1 Tbit/s */
+
+static bool get_range(struct ctx *c, yaml_node_t *v, const char *what, uint64_t min, uint64_t max,
+                      uint32_t *out)
+{
+    uint64_t x;
+    if (!get_u64(c, v, what, max, &x))
+        return false;
+    if (x < min) {
+        sdf_error(c->errs, loc_of(v),
+                  "%s %" PRIu64 " is too small; expected %" PRIu64 " to %" PRIu64, what, x, min,
+                  max);
+        return false;
+    }
+    *out = (uint32_t)x;
+    return true;
+}
+
+static void rate_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj)
+{
+    struct sdf_net_client_spec *cl = obj;
+    if (!strcmp(key, "bits")) {
+        if (!expect(c, v, YAML_SCALAR_NODE, "rate bits"))
+            return;
+        uint64_t x;
+        if (!parse_bits(scalar(v), &x))
+            sdf_error(c->errs, loc_of(v),
+                      "rate bits '%s' is not a rate; expected bits per second as a decimal "
+                      "integer with an optional K, M or G suffix (10^3, 10^6, 10^9)",
+                      scalar(v));
+        else if (x < 8000 || x > NET_MAX_BITS)
+            sdf_error(c->errs, loc_of(v),
+                      "rate bits %" PRIu64 " is out of range; expected 8000 (8K) to %llu "
+                      "bits per second",
+                      x, NET_MAX_BITS);
+        else
+            cl->rate_bits = x;
+    } else if (!strcmp(key, "burst")) {
+        cl->burst_loc = loc_of(v);
+        get_u64(c, v, "burst", 1ull << 30, &cl->burst);
+    }
+}
+
+/* Keys of a client's config that the network sets itself. */
+static const char *const net_reserved_config[] = {"net", "client", "mac", NULL};
+
+static void client_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj)
+{
+    struct sdf_net_client_spec *cl = obj;
+    if (!strcmp(key, "name")) {
+        cl->comp.name = get_name(c, v, "client name");
+        cl->name_loc = loc_of(v);
+    } else if (!strcmp(key, "tap")) {
+        cl->has_tap = true;
+        parse_tap(c, v, &cl->tap, false);
+    } else if (!strcmp(key, "program") || !strcmp(key, "fault")) {
+        component_key(c, key, v, &cl->comp);
+    } else if (!strcmp(key, "config")) {
+        cl->has_config = true;
+        cl->config_loc = loc_of(v);
+        component_key(c, key, v, &cl->comp);
+        if (v->type != YAML_MAPPING_NODE)
+            return;
+        for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top;
+             p++) {
+            yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+            for (const char *const *r = net_reserved_config; *r; r++)
+                if (k->type == YAML_SCALAR_NODE && !strcmp(scalar(k), *r))
+                    sdf_error(c->errs, loc_of(k),
+                              "config key '%s' is set by the network; expected other keys "
+                              "(net, client and mac are given to every client)",
+                              *r);
+        }
+    } else if (!strcmp(key, "mac")) {
+        cl->mac_loc = loc_of(v);
+        cl->has_mac = get_mac(c, v, "client mac", cl->mac);
+    } else if (!strcmp(key, "buffers")) {
+        get_range(c, v, "client buffers", 8, 16384, &cl->buffers);
+    } else if (!strcmp(key, "broadcast")) {
+        get_bool(c, v, "broadcast", &cl->broadcast);
+    } else if (!strcmp(key, "multicast")) {
+        get_bool(c, v, "multicast", &cl->multicast);
+    } else if (!strcmp(key, "peers")) {
+        if (!expect(c, v, YAML_SEQUENCE_NODE, "peers"))
+            return;
+        for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+             it++) {
+            yaml_node_t *e = yaml_document_get_node(c->doc, *it);
+            char *peer = get_name(c, e, "peer");
+            if (!peer)
+                continue;
+            cl->peers = xrealloc(cl->peers, (cl->npeers + 1) * sizeof(*cl->peers));
+            cl->peer_locs = xrealloc(cl->peer_locs, (cl->npeers + 1) * sizeof(*cl->peer_locs));
+            cl->peers[cl->npeers] = peer;
+            cl->peer_locs[cl->npeers++] = loc_of(e);
+        }
+    } else if (!strcmp(key, "rate")) {
+        if (!expect(c, v, YAML_MAPPING_NODE, "rate"))
+            return;
+        cl->has_rate = true;
+        static const char *const keys[] = {"bits", "burst", NULL};
+        require(c, v, "rate", keys);
+        for_keys(c, v, "rate", keys, rate_key, cl);
+    }
+}
+
+static void parse_client(struct ctx *c, yaml_node_t *n, struct sdf_net_client_spec *cl)
+{
+    memset(cl, 0, sizeof(*cl));
+    cl->loc = cl->name_loc = cl->comp.loc = loc_of(n);
+    cl->comp.fault = SDF_FAULT_RESTART;
+    cl->comp.backoff_min_ms = 50;
+    cl->comp.backoff_max_ms = 1000;
+    cl->buffers = 256;
+    cl->broadcast = cl->multicast = true;
+    static const char *const keys[] = {"name",      "tap",   "program", "config",
+                                       "fault",     "mac",   "buffers", "broadcast",
+                                       "multicast", "peers", "rate",    NULL};
+    static const char *const req[] = {"name", NULL};
+    require(c, n, "client", req);
+    bool tap = has_key(c, n, "tap"), program = has_key(c, n, "program");
+    if (tap == program)
+        sdf_error(c->errs, loc_of(n),
+                  "client has %s; expected exactly one of 'tap' (a TAP interface) or 'program' "
+                  "(its own component)",
+                  tap ? "both 'tap' and 'program'" : "neither 'tap' nor 'program'");
+    for_keys(c, n, "client", keys, client_key, cl);
+    if (tap && !program && cl->has_config)
+        sdf_error(c->errs, cl->config_loc,
+                  "config given to a TAP client; expected config only with 'program'");
+}
+
+static void nic_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj)
+{
+    struct sdf_net_spec *net = obj;
+    if (!strcmp(key, "packet")) {
+        net->has_nic = true;
+        parse_packet(c, v, &net->nic);
+    }
+}
+
+static void driver_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj)
+{
+    struct sdf_net_spec *net = obj;
+    component_key(c, key, v, &net->driver);
+}
+
+static void network_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj)
+{
+    struct sdf_net_spec *net = obj;
+    if (!strcmp(key, "name")) {
+        net->name = get_name(c, v, "network name");
+        net->name_loc = loc_of(v);
+    } else if (!strcmp(key, "nic")) {
+        if (!expect(c, v, YAML_MAPPING_NODE, "nic"))
+            return;
+        /* One key per kind of device; `virtio` is meant to join `packet`. */
+        static const char *const kinds[] = {"packet", NULL};
+        int n = 0;
+        for (const char *const *k = kinds; *k; k++)
+            n += has_key(c, v, *k);
+        if (n != 1)
+            sdf_error(c->errs, loc_of(v), "nic has %d kinds; expected exactly one of: packet", n);
+        for_keys(c, v, "nic", kinds, nic_key, net);
+    } else if (!strcmp(key, "driver")) {
+        if (!expect(c, v, YAML_MAPPING_NODE, "driver"))
+            return;
+        net->driver.loc = loc_of(v);
+        static const char *const keys[] = {"program", "config", "fault", NULL};
+        for_keys(c, v, "driver", keys, driver_key, net);
+    } else if (!strcmp(key, "buffers")) {
+        get_range(c, v, "network buffers", 16, 65536, &net->buffers);
+    } else if (!strcmp(key, "buffer_size")) {
+        uint32_t x;
+        if (!get_range(c, v, "buffer_size", NET_MIN_BUFFER_SIZE, 65536, &x))
+            return;
+        if (x % 64)
+            sdf_error(c->errs, loc_of(v),
+                      "buffer_size %u is not a multiple of 64; expected a multiple of the cache "
+                      "line",
+                      x);
+        else
+            net->buffer_size = x;
+    } else if (!strcmp(key, "clients")) {
+        if (!expect(c, v, YAML_SEQUENCE_NODE, "clients"))
+            return;
+        net->clients_loc = loc_of(v);
+        size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+        if (n < 1 || n > NET_MAX_CLIENTS) {
+            sdf_error(c->errs, loc_of(v), "network has %zu clients; expected 1 to %d", n,
+                      NET_MAX_CLIENTS);
+            return;
+        }
+        for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+             it++) {
+            yaml_node_t *e = yaml_document_get_node(c->doc, *it);
+            if (!expect(c, e, YAML_MAPPING_NODE, "a client"))
+                continue;
+            net->clients = xrealloc(net->clients, (net->nclients + 1) * sizeof(*net->clients));
+            parse_client(c, e, &net->clients[net->nclients++]);
+        }
+    }
+}
+
+static void parse_networks(struct ctx *c, yaml_node_t *seq)
+{
+    if (!expect(c, seq, YAML_SEQUENCE_NODE, "networks"))
+        return;
+    struct sdf_net_specs *nets = c->nets;
+    for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top;
+         it++) {
+        yaml_node_t *n = yaml_document_get_node(c->doc, *it);
+        if (!expect(c, n, YAML_MAPPING_NODE, "a network"))
+            continue;
+        nets->v = xrealloc(nets->v, (nets->n + 1) * sizeof(*nets->v));
+        struct sdf_net_spec *net = &nets->v[nets->n++];
+        memset(net, 0, sizeof(*net));
+        net->loc = net->name_loc = net->driver.loc = loc_of(n);
+        net->driver.fault = SDF_FAULT_RESTART;
+        net->driver.backoff_min_ms = 50;
+        net->driver.backoff_max_ms = 1000;
+        net->buffers = 512;
+        net->buffer_size = 2048;
+        static const char *const keys[] = {"name",        "nic",     "driver", "buffers",
+                                           "buffer_size", "clients", NULL};
+        static const char *const req[] = {"name", "nic", "clients", NULL};
+        require(c, n, "network", req);
+        for_keys(c, n, "network", keys, network_key, net);
+    }
+}
+
 static void top_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj)
 {
     struct sdf_system *sys = obj;
@@ -628,6 +1076,8 @@ static void top_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj)
         parse_regions(c, v, sys);
     else if (!strcmp(key, "channels"))
         parse_channels(c, v, sys);
+    else if (!strcmp(key, "networks"))
+        parse_networks(c, v);
 }
 
 /* Where byte `offset` of buf is, for errors libyaml reports by offset. */
@@ -759,7 +1209,8 @@ struct sdf_system *sdf_load(const char *file, const struct sdf_options *opt,
     }
     struct sdf_system *sys = xcalloc(1, sizeof(*sys));
     sys->file = xstrdup(file);
-    struct ctx c = {&doc, errs};
+    struct sdf_net_specs nets = {0};
+    struct ctx c = {&doc, errs, &nets};
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     if (!root) {
         struct sdf_loc top = {1, 1};
@@ -767,8 +1218,9 @@ struct sdf_system *sdf_load(const char *file, const struct sdf_options *opt,
                   "the file is empty; expected a mapping with 'system', "
                   "'components', 'regions' and 'channels'");
     } else if (expect(&c, root, YAML_MAPPING_NODE, "the document")) {
-        static const char *const keys[] = {"system", "components", "regions", "channels", NULL};
-        static const char *const req[] = {"system", "components", NULL};
+        static const char *const keys[] = {"system",   "components", "regions",
+                                           "channels", "networks",   NULL};
+        static const char *const req[] = {"system", NULL};
         require(&c, root, "the system description", req);
         for_keys(&c, root, "the system description", keys, top_key, sys);
     }
@@ -776,6 +1228,11 @@ struct sdf_system *sdf_load(const char *file, const struct sdf_options *opt,
     yaml_parser_delete(&parser);
     free(buf);
 
+    /* Networks become ordinary components, regions and channels, so that
+     * everything below checks them like the rest. */
+    if (!errs->n && nets.n)
+        sdf_net_expand(sys, &nets, errs);
+    sdf_net_specs_free(&nets);
     if (!errs->n)
         sdf_validate(sys, opt, errs);
     if (errs->n) {
@@ -785,21 +1242,34 @@ struct sdf_system *sdf_load(const char *file, const struct sdf_options *opt,
     return sys;
 }
 
+void sdf_device_free(struct sdf_device *d)
+{
+    free(d->name);
+    free(d->ifname);
+    free(d->netns);
+}
+
+void sdf_component_free(struct sdf_component *c)
+{
+    free(c->name);
+    free(c->program);
+    free(c->program_path);
+    for (size_t k = 0; k < c->nconfig; k++) {
+        free(c->config[k].key);
+        free(c->config[k].value);
+    }
+    free(c->config);
+    for (size_t k = 0; k < c->ndevices; k++)
+        sdf_device_free(&c->devices[k]);
+    free(c->devices);
+}
+
 void sdf_free(struct sdf_system *sys)
 {
     if (!sys)
         return;
-    for (size_t i = 0; i < sys->ncomps; i++) {
-        struct sdf_component *c = &sys->comps[i];
-        free(c->name);
-        free(c->program);
-        free(c->program_path);
-        for (size_t k = 0; k < c->nconfig; k++) {
-            free(c->config[k].key);
-            free(c->config[k].value);
-        }
-        free(c->config);
-    }
+    for (size_t i = 0; i < sys->ncomps; i++)
+        sdf_component_free(&sys->comps[i]);
     for (size_t i = 0; i < sys->nregions; i++) {
         struct sdf_region *r = &sys->regions[i];
         free(r->name);
@@ -817,6 +1287,13 @@ void sdf_free(struct sdf_system *sys)
         free(sys->channels[i].end[0].component);
         free(sys->channels[i].end[1].component);
     }
+    for (size_t i = 0; i < sys->nnetworks; i++) {
+        for (size_t k = 0; k < sys->networks[i].nclients; k++)
+            free(sys->networks[i].clients[k].name);
+        free(sys->networks[i].clients);
+        free(sys->networks[i].name);
+    }
+    free(sys->networks);
     free(sys->comps);
     free(sys->regions);
     free(sys->channels);

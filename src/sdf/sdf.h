@@ -42,6 +42,27 @@ struct sdf_kv {
     char *key, *value;
 };
 
+enum sdf_device_kind {
+    SDF_DEV_PACKET, /* a host network interface, through an AF_PACKET socket */
+    SDF_DEV_TAP,    /* a TAP interface the supervisor creates in a network namespace */
+};
+
+/* A device resource granted to one component: the supervisor opens it and
+ * hands over the descriptor; its readiness arrives as an interrupt on
+ * channel `irq`. */
+struct sdf_device {
+    char *name;
+    enum sdf_device_kind kind;
+    char *ifname; /* packet: the interface to bind; tap: the name to create */
+    char *netns;  /* named network namespace (/run/netns/NAME), or NULL: ours */
+    uint8_t mac[6];
+    bool has_mac; /* tap: the interface's MAC address */
+    uint32_t irq;
+    struct sdf_loc loc;
+};
+
+#define SDF_MAX_DEVICES 8 /* per component */
+
 struct sdf_component {
     char *name;
     char *program;      /* as written */
@@ -50,6 +71,8 @@ struct sdf_component {
     size_t nconfig;
     enum sdf_fault_policy fault;
     uint32_t backoff_min_ms, backoff_max_ms;
+    struct sdf_device *devices;
+    size_t ndevices;
     struct sdf_loc loc, program_loc;
 };
 
@@ -100,6 +123,20 @@ struct sdf_channel {
     struct sdf_loc loc;
 };
 
+/* A shared network (`networks:`), kept after expansion for the supervisor's
+ * `ctl net`: which clients exist and where their counters live. */
+struct sdf_net_client {
+    char *name;
+    uint8_t mac[6];
+};
+
+struct sdf_network {
+    char *name;
+    struct sdf_net_client *clients;
+    size_t nclients;
+    struct sdf_loc loc;
+};
+
 struct sdf_system {
     char *file;
     char *name;
@@ -109,6 +146,8 @@ struct sdf_system {
     size_t nregions;
     struct sdf_channel *channels;
     size_t nchannels;
+    struct sdf_network *networks;
+    size_t nnetworks;
 };
 
 struct sdf_error {

@@ -4,6 +4,7 @@
  * Nothing starts unless this finds no error.
  */
 #include "sdf/sdf.h"
+#include "sdf/internal.h"
 
 #include <inttypes.h>
 #include <limits.h>
@@ -109,25 +110,16 @@ static void resolve_program(struct sdf_system *sys, struct sdf_component *c,
               c->program, c->name);
 }
 
-static void layout_region(struct sdf_region *r, struct sdf_errors *errs)
+uint64_t sdf_layout_items(struct sdf_region *r, size_t *bad)
 {
     uint64_t off = 0;
     for (size_t k = 0; k < r->nitems; k++) {
         struct sdf_item *it = &r->items[k];
-        for (size_t j = 0; j < k; j++)
-            if (!strcmp(r->items[j].name, it->name))
-                sdf_error(errs, it->loc,
-                          "duplicate item name '%s' in region '%s'; expected unique item names",
-                          it->name, r->name);
         switch (it->kind) {
         case SDF_ITEM_QUEUE:
             it->size = DMQ_RING_BYTES(it->count);
             break;
         case SDF_ITEM_BUFFERS:
-            if (it->elem == 0 || it->count == 0)
-                sdf_error(errs, it->loc,
-                          "buffer pool '%s' has %u buffers of %u bytes; expected both above zero",
-                          it->name, it->count, it->elem);
             it->size = (uint64_t)it->count * it->elem;
             break;
         case SDF_ITEM_BYTES:
@@ -135,15 +127,38 @@ static void layout_region(struct sdf_region *r, struct sdf_errors *errs)
         }
         /* Sizes can reach 2^64 on paper: add without wrapping. */
         if (off > UINT64_MAX - 63 || it->size > UINT64_MAX - ((off + 63) & ~(uint64_t)63)) {
-            sdf_error(errs, it->loc,
-                      "the layout of region '%s' needs more than 2^64 bytes at item '%s'; "
-                      "expected a layout that fits its %" PRIu64 " bytes",
-                      r->name, it->name, r->size);
-            return;
+            *bad = k;
+            return UINT64_MAX;
         }
         off = (off + 63) & ~(uint64_t)63;
         it->offset = off;
         off += it->size;
+    }
+    return off;
+}
+
+static void layout_region(struct sdf_region *r, struct sdf_errors *errs)
+{
+    for (size_t k = 0; k < r->nitems; k++) {
+        struct sdf_item *it = &r->items[k];
+        for (size_t j = 0; j < k; j++)
+            if (!strcmp(r->items[j].name, it->name))
+                sdf_error(errs, it->loc,
+                          "duplicate item name '%s' in region '%s'; expected unique item names",
+                          it->name, r->name);
+        if (it->kind == SDF_ITEM_BUFFERS && (it->elem == 0 || it->count == 0))
+            sdf_error(errs, it->loc,
+                      "buffer pool '%s' has %u buffers of %u bytes; expected both above zero",
+                      it->name, it->count, it->elem);
+    }
+    size_t bad = 0;
+    uint64_t off = sdf_layout_items(r, &bad);
+    if (off == UINT64_MAX) {
+        sdf_error(errs, r->items[bad].loc,
+                  "the layout of region '%s' needs more than 2^64 bytes at item '%s'; "
+                  "expected a layout that fits its %" PRIu64 " bytes",
+                  r->name, r->items[bad].name, r->size);
+        return;
     }
     if (off > r->size)
         sdf_error(errs, r->size_loc,
@@ -246,6 +261,41 @@ static void check_channels(struct sdf_system *sys, struct sdf_errors *errs)
                               x->id, x->component, y->loc.line);
                 }
         }
+}
+
+/* A device's interrupt arrives on a channel id of its component, so it
+ * must not be one a channel already uses. */
+static void check_devices(const struct sdf_system *sys, struct sdf_errors *errs)
+{
+    for (size_t i = 0; i < sys->ncomps; i++) {
+        const struct sdf_component *c = &sys->comps[i];
+        for (size_t d = 0; d < c->ndevices; d++) {
+            const struct sdf_device *dev = &c->devices[d];
+            for (size_t e = 0; e < d; e++) {
+                if (!strcmp(c->devices[e].name, dev->name))
+                    sdf_error(errs, dev->loc,
+                              "duplicate device name '%s' in component '%s' (also on line %d); "
+                              "expected unique device names per component",
+                              dev->name, c->name, c->devices[e].loc.line);
+                else if (c->devices[e].irq == dev->irq)
+                    sdf_error(errs, dev->loc,
+                              "device '%s' of component '%s' uses irq %u, as does device '%s' "
+                              "(line %d); expected one irq per device",
+                              dev->name, c->name, dev->irq, c->devices[e].name,
+                              c->devices[e].loc.line);
+            }
+            for (size_t k = 0; k < sys->nchannels; k++)
+                for (int e = 0; e < 2; e++) {
+                    const struct sdf_end *end = &sys->channels[k].end[e];
+                    if (end->comp == (int)i && end->id == dev->irq)
+                        sdf_error(errs, dev->loc,
+                                  "device '%s' of component '%s' uses irq %u, which is also the "
+                                  "id of a channel (line %d); expected an irq that no channel of "
+                                  "the component uses",
+                                  dev->name, c->name, dev->irq, end->loc.line);
+                }
+        }
+    }
 }
 
 /* What one component is granted must fit the boot information the
@@ -384,6 +434,7 @@ void sdf_validate(struct sdf_system *sys, const struct sdf_options *opt, struct 
     }
     check_regions(sys, errs);
     check_channels(sys, errs);
+    check_devices(sys, errs);
     check_component_limits(sys, errs);
     if (!errs->n)
         check_pp_cycles(sys, errs);

@@ -224,11 +224,27 @@ static void handle(struct sup *s, int fd)
             out(&o, "ERROR: cannot restart '%s' now (the system is stopping)\n", arg);
         else
             out(&o, "restarting %s\nOK\n", arg);
+    } else if (!strcmp(req, "net")) {
+        char *buf = NULL;
+        size_t blen = 0;
+        FILE *m = open_memstream(&buf, &blen);
+        int found = m ? sup_net_report(s, arg, m) : -1;
+        if (m)
+            fclose(m);
+        if (found > 0)
+            out(&o, "%sOK\n", buf);
+        else if (arg)
+            out(&o, "ERROR: no network named '%s'; expected one of the system's networks\n", arg);
+        else
+            out(&o, "ERROR: this system has no networks\n");
+        free(buf);
     } else if (!strcmp(req, "shutdown")) {
         out(&o, "shutting down\nOK\n");
         kill(getpid(), SIGTERM);
     } else {
-        out(&o, "ERROR: unknown command '%s'; expected status, restart COMPONENT or shutdown\n",
+        out(&o,
+            "ERROR: unknown command '%s'; expected status, net [NETWORK], restart COMPONENT or "
+            "shutdown\n",
             req);
     }
 reply:

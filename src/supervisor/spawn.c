@@ -28,7 +28,7 @@
 #include "common/util.h"
 #include "sandbox/sandbox.h"
 
-#define MAX_GRANTS (DMX_MAX_REGIONS + 4 * MICROKIT_MAX_CHANNELS + 1)
+#define MAX_GRANTS (DMX_MAX_REGIONS + 4 * MICROKIT_MAX_CHANNELS + DMX_MAX_DEVICES + 1)
 
 struct grants {
     int src[MAX_GRANTS]; /* descriptors in the supervisor */
@@ -106,6 +106,20 @@ static void build_boot(struct sup *s, struct comp *c, struct dmx_boot *b, struct
                 }
             }
         }
+    }
+    for (size_t k = 0; k < c->def->ndevices && k < DMX_MAX_DEVICES; k++) {
+        struct dmx_boot_device *bd = &b->devices[b->ndevices++];
+        bool own = false;
+        int fd = sup_device_open(s, c, k, &own);
+        copy_name(bd->name, c->def->devices[k].name);
+        bd->kind = c->def->devices[k].kind;
+        bd->irq = c->def->devices[k].irq;
+        bd->fd = -1;
+        if (fd < 0)
+            continue; /* logged; the driver finds no device and says so */
+        if (own)
+            owned[(*nowned)++] = fd;
+        bd->fd = grant(g, fd);
     }
     size_t len = 0;
     for (size_t k = 0; k < c->def->nconfig; k++) {
@@ -320,7 +334,7 @@ int sup_spawn(struct sup *s, struct comp *c)
 {
     struct dmx_boot *b = xmalloc(sizeof(*b));
     struct grants g = {.n = 0};
-    int owned[MICROKIT_MAX_CHANNELS], nowned = 0;
+    int owned[MICROKIT_MAX_CHANNELS + DMX_MAX_DEVICES], nowned = 0;
     int sv[2] = {-1, -1}, lp[2] = {-1, -1}, boot_fd = -1, prog_fd = -1;
     int rc = -1;
 

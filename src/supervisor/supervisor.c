@@ -418,6 +418,8 @@ static int setup(struct sup *s, const char *ctl_path)
         c->def = &sys->comps[i];
         c->idx = (int)i;
         c->log_fd = c->ctrl_fd = -1;
+        for (size_t k = 0; k < SDF_MAX_DEVICES; k++)
+            c->dev_fd[k] = -1;
         c->state = COMP_STOPPED;
         snprintf(c->last_fault, sizeof(c->last_fault), "-");
         c->stats_fd = memfd_create("devmux:stats", MFD_CLOEXEC | MFD_ALLOW_SEALING);
@@ -437,7 +439,7 @@ static int setup(struct sup *s, const char *ctl_path)
         }
         epoll_add(s, c->timer_fd, EV_TIMER | (uint32_t)i);
     }
-    if (sup_create_resources(s))
+    if (sup_create_resources(s) || sup_create_devices(s))
         return -1;
     if (ctl_open(s, ctl_path))
         return -1;
@@ -459,6 +461,7 @@ static void teardown(struct sup *s)
         if (c->timer_fd >= 0)
             close(c->timer_fd);
     }
+    sup_free_devices(s);
     sup_free_resources(s);
     free(s->comps);
     if (s->epfd >= 0)

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "runtime/abi.h"
@@ -29,6 +30,7 @@ struct comp {
     unsigned restarts, crash_streak;
     uint64_t started_ns;
     int log_fd, ctrl_fd, stats_fd, timer_fd;
+    int dev_fd[SDF_MAX_DEVICES]; /* devices kept across restarts (TAP), or -1 */
     struct dmx_stats *stats;
     int syscall_nr; /* forbidden syscall reported before death, or -1 */
     bool restart_requested;
@@ -69,6 +71,15 @@ struct sup {
 int sup_create_resources(struct sup *s);
 void sup_free_resources(struct sup *s);
 int sup_ppc_take(struct sup *s, size_t ch, int end);
+
+/* devices.c */
+int sup_create_devices(struct sup *s);
+int sup_device_open(struct sup *s, struct comp *c, size_t k, bool *owned);
+void sup_free_devices(struct sup *s);
+
+/* netstat.c: writes `ctl net` for one network (or all: which == NULL);
+ * returns how many matched. */
+int sup_net_report(struct sup *s, const char *which, FILE *f);
 
 /* spawn.c */
 int sup_spawn(struct sup *s, struct comp *c);

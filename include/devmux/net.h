@@ -1,0 +1,201 @@
+/*
+ * The network device class: how the components of one shared network talk.
+ * One header per device class, as in sDDF.  docs/protocols/net.md is the
+ * specification; this file is its C form.
+ *
+ *   wire <-> [driver] <-> [rx virt] --+--> [copier a] --> [client a]
+ *                     <-> [tx virt] <-+--------------------- [client a]
+ *                              |      +--> [copier b] --> [client b]
+ *                              +-- local (client-to-client) --> [rx virt]
+ *
+ * The system description's `networks:` section expands into these
+ * components, their regions and channels (src/sdf/net.c).  Every name and
+ * channel number below is fixed by that expansion.
+ */
+#ifndef DEVMUX_NET_H
+#define DEVMUX_NET_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#define NET_MAX_CLIENTS 60   /* channel ids 2..61 in the virtualisers */
+#define NET_MAX_FRAME   1518 /* Ethernet frame without FCS, with a VLAN tag */
+#define NET_MIN_FRAME   14   /* an Ethernet header */
+#define NET_MAC_LEN     6
+
+/* ---- channels ------------------------------------------------------------
+ * Channel ids each generated component sees.  A client's frontend program
+ * (TAP, lwIP, your own) uses NET_CLIENT_CH_*; ids from 2 up are its own. */
+enum {
+    NET_DRV_CH_RX = 0,      /* driver <-> rx virtualiser */
+    NET_DRV_CH_TX = 1,      /* driver <-> tx virtualiser */
+    NET_DRV_CH_IRQ = 2,     /* driver: the device's interrupt */
+    NET_RXV_CH_DRV = 0,     /* rx virtualiser <-> driver */
+    NET_RXV_CH_LOCAL = 1,   /* rx virtualiser <-> tx virtualiser (local frames) */
+    NET_RXV_CH_COPY0 = 2,   /* rx virtualiser <-> copier of client i: 2 + i */
+    NET_TXV_CH_DRV = 0,     /* tx virtualiser <-> driver */
+    NET_TXV_CH_LOCAL = 1,   /* tx virtualiser <-> rx virtualiser */
+    NET_TXV_CH_CLIENT0 = 2, /* tx virtualiser <-> client i: 2 + i */
+    NET_COPY_CH_VIRT = 0,   /* copier <-> rx virtualiser */
+    NET_COPY_CH_CLIENT = 1, /* copier <-> its client */
+    NET_CLIENT_CH_RX = 0,   /* client <-> its copier: frames arrive */
+    NET_CLIENT_CH_TX = 1,   /* client <-> tx virtualiser: frames leave */
+    NET_CLIENT_CH_DEV = 2,  /* TAP frontend: the TAP interface's readiness */
+};
+
+/* ---- regions and items ---------------------------------------------------
+ * Region names are "<net>.<suffix>"; client regions "<net>.<client>.<suffix>".
+ * Item names inside them are fixed.  Who maps what, and how:
+ *
+ * region             items                       rw                  r
+ * <net>.rx_dma       buffers                     driver              rx virt, copiers
+ * <net>.tx_dma       buffers                     tx virt             driver, rx virt, copiers
+ * <net>.drv_rx       free active sync stats      driver, rx virt
+ * <net>.drv_tx       active free sync            driver, tx virt
+ * <net>.local        active free                 tx virt, rx virt
+ * <net>.rx_stats     stats                       rx virt
+ * <net>.tx_stats     stats                       tx virt
+ * <net>.<c>.copy     active free stats           rx virt, copier c
+ * <net>.<c>.rx       free active sync buffers    client c, copier c
+ * <net>.<c>.tx       active free sync buffers    client c, tx virt
+ *
+ * "active" queues carry filled buffers downstream, "free" queues carry empty
+ * ones back.  Producer -> consumer of each:
+ *   drv_rx.free    rx virt -> driver      drv_rx.active  driver -> rx virt
+ *   drv_tx.active  tx virt -> driver      drv_tx.free    driver -> tx virt
+ *   local.active   tx virt -> rx virt     local.free     rx virt -> tx virt
+ *   copy.active    rx virt -> copier      copy.free      copier -> rx virt
+ *   rx.free        client -> copier       rx.active      copier -> client
+ *   tx.active      client -> tx virt      tx.free        tx virt -> client
+ */
+#define NET_REGION_RX_DMA    "rx_dma"
+#define NET_REGION_TX_DMA    "tx_dma"
+#define NET_REGION_DRV_RX    "drv_rx"
+#define NET_REGION_DRV_TX    "drv_tx"
+#define NET_REGION_LOCAL     "local"
+#define NET_REGION_RX_STATS  "rx_stats"
+#define NET_REGION_TX_STATS  "tx_stats"
+#define NET_REGION_COPY      "copy"
+#define NET_REGION_CLIENT_RX "rx"
+#define NET_REGION_CLIENT_TX "tx"
+
+#define NET_ITEM_BUFFERS "buffers"
+#define NET_ITEM_FREE    "free"
+#define NET_ITEM_ACTIVE  "active"
+#define NET_ITEM_SYNC    "sync"
+#define NET_ITEM_STATS   "stats"
+
+/* ---- descriptors ---------------------------------------------------------
+ * A struct dmq_desc names a buffer by its byte offset in a buffer pool and
+ * carries the frame length.  meta is 0 except:
+ *   copy.active:  NET_META_TX_POOL set when the buffer is in tx_dma (a frame
+ *                 switched locally) rather than rx_dma.
+ *   local.active: the sending client's index + 1 in the low 16 bits. */
+#define NET_META_TX_POOL   (1u << 31)
+#define NET_META_SRC(meta) ((int)((meta)&0xffffu) - 1)
+
+/* ---- restart handshake ---------------------------------------------------
+ * One side of each queue pair may restart while the other runs on: the
+ * driver (its virtualisers survive) and a client (its copier and the tx
+ * virtualiser survive).  The survivor owns the queue state.  A restarted
+ * component (devmux_restarts() > 0) must not touch the pair until:
+ *   1. it stores its restart count in sync.request and notifies;
+ *   2. the survivor, on peer_ready() (or that notification), stops using the
+ *      pair, zeroes both ring headers, takes back every buffer the dead side
+ *      held, stores the same value in sync.ack and notifies;
+ *   3. the restarted side sees ack == request, attaches with fresh = false
+ *      and starts over (a client gives all its buffers again; the driver
+ *      waits for free buffers).
+ * On first start the regions are zero, so everyone attaches with
+ * fresh = false without a handshake. */
+struct net_sync {
+    _Atomic uint32_t request; /* written by the restartable side */
+    uint8_t pad0[60];
+    _Atomic uint32_t ack; /* written by the survivor */
+    uint8_t pad1[60];
+};
+#define NET_SYNC_BYTES 128
+
+/* ---- counters ------------------------------------------------------------
+ * Each counter block has exactly one writer; `devmux ctl net` reads them
+ * from the supervisor.  All u64, monotonic since the system started (they
+ * live in regions, so they survive restarts of their writer). */
+
+/* Drop reasons, indices into the drop arrays below. */
+enum net_drop {
+    NET_DROP_UNKNOWN_DST = 0, /* rx: unicast for no client */
+    NET_DROP_QUEUE_FULL,      /* a queue to a copier or client was full */
+    NET_DROP_NO_BUFFER,       /* client gave no free buffer (its quota) */
+    NET_DROP_SPOOF,           /* tx: source MAC not the client's own */
+    NET_DROP_PEER_DENIED,     /* tx: to another client, policy says no */
+    NET_DROP_BAD_DESC,        /* descriptor outside the region, not held, duplicate */
+    NET_DROP_BAD_LEN,         /* length shorter than a header or over the buffer */
+    NET_DROP_BAD_INDEX,       /* queue index jumped */
+    NET_DROP_DEVICE,          /* the device or driver refused or lost it */
+    NET_DROP_PEER_DOWN,       /* the other side was restarting */
+    NET_DROP_REASONS
+};
+
+static inline const char *net_drop_name(unsigned r)
+{
+    static const char *const names[NET_DROP_REASONS] = {
+        "unknown_dst", "queue_full", "no_buffer", "spoof",  "peer_denied",
+        "bad_desc",    "bad_len",    "bad_index", "device", "peer_down"};
+    return r < NET_DROP_REASONS ? names[r] : "?";
+}
+
+struct net_counters {
+    uint64_t packets, bytes;
+    uint64_t drops[NET_DROP_REASONS];
+};
+
+/* <net>.rx_stats: the rx virtualiser.  wire = frames from the driver,
+ * local = frames switched from the tx virtualiser; client[i] = frames
+ * queued towards client i and those dropped on its way. */
+struct net_rx_stats {
+    struct net_counters wire, local;
+    struct net_counters client[NET_MAX_CLIENTS];
+};
+
+/* <net>.tx_stats: the tx virtualiser.  client[i] = frames taken from client
+ * i (packets/bytes: accepted) and why others were refused; wire = frames
+ * handed to the driver; throttled[i] = times client i hit its rate limit. */
+struct net_tx_stats {
+    struct net_counters wire;
+    struct net_counters client[NET_MAX_CLIENTS];
+    uint64_t throttled[NET_MAX_CLIENTS];
+    uint64_t local[NET_MAX_CLIENTS]; /* frames from client i switched locally */
+};
+
+/* <net>.<c>.copy stats: the copier of client c.  delivered = frames copied
+ * into the client's buffers. */
+struct net_copy_stats {
+    struct net_counters delivered;
+};
+
+/* <net>.drv_rx stats: the driver. */
+struct net_drv_stats {
+    struct net_counters rx, tx;
+    uint64_t link_up;  /* 1 while the link is up */
+    uint64_t restarts; /* how often the driver (re)attached to the device */
+};
+
+/* ---- frames -------------------------------------------------------------- */
+
+static inline bool net_mac_is_multicast(const uint8_t *mac)
+{
+    return mac[0] & 1u; /* broadcast is a multicast address too */
+}
+
+static inline bool net_mac_is_broadcast(const uint8_t *mac)
+{
+    static const uint8_t bc[NET_MAC_LEN] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    return memcmp(mac, bc, NET_MAC_LEN) == 0;
+}
+
+/* Parses "02:00:00:00:00:0a".  Returns false on anything else. */
+bool net_mac_parse(const char *s, uint8_t mac[NET_MAC_LEN]);
+
+#endif

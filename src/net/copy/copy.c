@@ -1,0 +1,189 @@
+/*
+ * The copier of one client: the only component that touches both the shared
+ * receive memory and this client's memory.  Clients never map rx_dma or
+ * tx_dma, so no client can read another's frames or write a shared buffer;
+ * each frame is copied into a buffer the client gave us from its own quota.
+ * A client that gives no buffers back loses only its own frames.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "devmux/microkit.h"
+#include "devmux/net.h"
+#include "devmux/queue.h"
+#include "net/common/netlib.h"
+
+struct shared {
+    const uint8_t *base;
+    uint32_t size, count;
+};
+
+static const char *client;
+static struct shared rxp, txp;
+static struct net_copy_stats *stats;
+static struct dmq_consumer virt_active;
+static struct dmq_producer virt_free;
+static struct dmq_consumer cl_free;
+static struct dmq_producer cl_active;
+static struct dmq_pool cl_pool; /* which of the client's buffers it holds */
+static uint8_t *cl_buffers;
+static uint32_t cl_size, cl_count;
+static uint32_t *stack, top; /* client buffers we hold, empty */
+static struct net_sync *sync_;
+static bool cl_up = true;
+static uint32_t acked;
+static struct net_ratelog rl;
+
+static void on_fault(void *ctx, enum dmq_fault f, const char *queue, uint64_t a, uint64_t b)
+{
+    (void)ctx;
+    stats->delivered.drops[f == DMQ_FAULT_INDEX ? NET_DROP_BAD_INDEX : NET_DROP_BAD_DESC]++;
+    net_log_limited(&rl, "client %s: %s on its %s queue (%#llx, %#llx); ignored", client,
+                    f == DMQ_FAULT_INDEX  ? "index jump"
+                    : f == DMQ_FAULT_DESC ? "descriptor outside its buffers"
+                                          : "buffer it does not hold (duplicate?)",
+                    queue, (unsigned long long)a, (unsigned long long)b);
+}
+
+static int shared_init(struct shared *s, const char *region)
+{
+    const struct devmux_item *it = net_item(NULL, region, NET_ITEM_BUFFERS);
+    if (!it)
+        return -1;
+    s->base = it->addr;
+    s->size = it->elem;
+    s->count = it->count;
+    return 0;
+}
+
+static int attach_client(bool fresh)
+{
+    if (net_consumer(&cl_free, client, NET_REGION_CLIENT_RX, NET_ITEM_FREE, fresh) ||
+        net_producer(&cl_active, client, NET_REGION_CLIENT_RX, NET_ITEM_ACTIVE, fresh))
+        return -1;
+    dmq_set_fault_handler(&cl_free.q, on_fault, NULL);
+    dmq_set_fault_handler(&cl_active.q, on_fault, NULL);
+    dmq_pool_fini(&cl_pool);
+    top = 0;
+    return dmq_pool_init(&cl_pool, (size_t)cl_count * cl_size, cl_size, cl_count, true);
+}
+
+void init(void)
+{
+    client = devmux_config_str("client", NULL);
+    if (!client)
+        goto fail;
+    const struct devmux_item *st = net_item(client, NET_REGION_COPY, NET_ITEM_STATS);
+    const struct devmux_item *b = net_item(client, NET_REGION_CLIENT_RX, NET_ITEM_BUFFERS);
+    const struct devmux_item *sy = net_item(client, NET_REGION_CLIENT_RX, NET_ITEM_SYNC);
+    if (!st || !b || !sy || st->size < sizeof(*stats) || shared_init(&rxp, NET_REGION_RX_DMA) ||
+        shared_init(&txp, NET_REGION_TX_DMA))
+        goto fail;
+    stats = st->addr;
+    sync_ = sy->addr;
+    cl_buffers = b->addr;
+    cl_size = b->elem;
+    cl_count = b->count;
+    stack = calloc(cl_count, sizeof(*stack));
+    if (!stack || attach_client(false) ||
+        net_consumer(&virt_active, client, NET_REGION_COPY, NET_ITEM_ACTIVE, false) ||
+        net_producer(&virt_free, client, NET_REGION_COPY, NET_ITEM_FREE, false))
+        goto fail;
+    return;
+fail:
+    devmux_log("copier: cannot start");
+    abort();
+}
+
+static void take_client_buffers(void)
+{
+    struct dmq_desc d;
+    uint32_t i;
+    while (top < cl_count && dmq_dequeue(&cl_free, &d) >= 0)
+        if (dmq_pool_accept(&cl_pool, &cl_free.q, &d, &i))
+            stack[top++] = i;
+}
+
+static void copy_one(const struct dmq_desc *d)
+{
+    const struct shared *s = d->meta & NET_META_TX_POOL ? &txp : &rxp;
+    uint64_t j = d->offset / s->size;
+    if (d->offset % s->size || j >= s->count || d->len > s->size || d->len > cl_size) {
+        on_fault(NULL, DMQ_FAULT_DESC, "copy.active", d->offset, d->len);
+        return;
+    }
+    if (!cl_up) {
+        stats->delivered.drops[NET_DROP_PEER_DOWN]++;
+        return;
+    }
+    if (!top) {
+        take_client_buffers();
+        if (!top) {
+            stats->delivered.drops[NET_DROP_NO_BUFFER]++;
+            return;
+        }
+    }
+    uint32_t i = stack[--top];
+    memcpy(cl_buffers + (size_t)i * cl_size, s->base + d->offset, d->len);
+    struct dmq_desc out = {.offset = (uint64_t)i * cl_size, .len = d->len};
+    if (!dmq_space(&cl_active)) {
+        stack[top++] = i;
+        stats->delivered.drops[NET_DROP_QUEUE_FULL]++;
+        return;
+    }
+    dmq_put(&cl_active, &out);
+    dmq_pool_give(&cl_pool, i);
+    stats->delivered.packets++;
+    stats->delivered.bytes += d->len;
+}
+
+static void run(void)
+{
+    bool more = true;
+    while (more) {
+        struct dmq_desc d;
+        if (cl_up)
+            take_client_buffers();
+        while (dmq_space(&virt_free) && dmq_dequeue(&virt_active, &d) >= 0) {
+            copy_one(&d);
+            dmq_put(&virt_free, &d); /* the reference goes back unchanged */
+        }
+        if (dmq_publish(&virt_free) | dmq_release(&virt_active))
+            microkit_notify(NET_COPY_CH_VIRT);
+        if (cl_up && (dmq_publish(&cl_active) | dmq_release(&cl_free)))
+            microkit_notify(NET_COPY_CH_CLIENT);
+        /* Client buffers are fetched when a frame needs one, so only the
+         * rx virtualiser's queue wakes us. */
+        more = dmq_consumer_sleep(&virt_active);
+    }
+}
+
+static void resync(void)
+{
+    uint32_t req = atomic_load_explicit(&sync_->request, memory_order_acquire);
+    if (req == 0 || req == acked || attach_client(true))
+        return;
+    acked = req;
+    cl_up = true;
+    atomic_store_explicit(&sync_->ack, req, memory_order_release);
+    microkit_notify(NET_COPY_CH_CLIENT);
+}
+
+void notified(microkit_channel ch)
+{
+    if (ch == NET_COPY_CH_CLIENT)
+        resync();
+    run();
+}
+
+void peer_fault(microkit_channel ch, const struct devmux_fault_info *info)
+{
+    (void)info;
+    if (ch == NET_COPY_CH_CLIENT)
+        cl_up = false;
+}
+
+void peer_ready(microkit_channel ch)
+{
+    notified(ch);
+}

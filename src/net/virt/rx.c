@@ -1,0 +1,296 @@
+/*
+ * The rx virtualiser: frames from the wire (the driver) and frames switched
+ * locally (the tx virtualiser) go to the copier of each client they are for,
+ * by destination MAC and the client's policy.  A frame for several clients
+ * (broadcast, multicast) is handed to each of their copiers by reference,
+ * counted, and its buffer returns when the last copier is done: the only
+ * copies made are the ones into each client's own memory.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "devmux/microkit.h"
+#include "devmux/net.h"
+#include "devmux/queue.h"
+#include "net/common/netlib.h"
+
+#define BATCH 64
+
+struct copier {
+    struct dmq_producer active;
+    struct dmq_consumer free;
+    bool notify;
+};
+
+/* One shared buffer pool: rx_dma (from the driver) or tx_dma (local). */
+struct pool {
+    const uint8_t *base;
+    uint32_t size, count;
+    uint8_t *refs; /* copiers holding each buffer */
+};
+
+static struct net_policy pol;
+static struct copier copiers[NET_MAX_CLIENTS];
+static struct net_rx_stats *stats;
+static struct pool rxp, txp;
+static uint32_t *drv_stack; /* rx_dma buffers ready to give to the driver */
+static uint32_t drv_top;
+
+static struct dmq_producer drv_free;
+static struct dmq_consumer drv_active;
+static struct dmq_pool drv_pool;
+static struct net_sync *drv_sync;
+static bool drv_up = true;
+static uint32_t drv_acked;
+
+static struct dmq_consumer local_active;
+static struct dmq_producer local_free;
+static struct net_ratelog log_core;
+
+static void on_fault(void *ctx, enum dmq_fault f, const char *queue, uint64_t a, uint64_t b)
+{
+    struct net_counters *c = ctx;
+    c->drops[f == DMQ_FAULT_INDEX ? NET_DROP_BAD_INDEX : NET_DROP_BAD_DESC]++;
+    net_log_limited(&log_core, "fault %d on queue %s (%#llx, %#llx); ignored", (int)f, queue,
+                    (unsigned long long)a, (unsigned long long)b);
+}
+
+static int pool_init(struct pool *p, const char *region)
+{
+    const struct devmux_item *it = net_item(NULL, region, NET_ITEM_BUFFERS);
+    if (!it)
+        return -1;
+    p->base = it->addr;
+    p->size = it->elem;
+    p->count = it->count;
+    p->refs = calloc(p->count, 1);
+    return p->refs ? 0 : -1;
+}
+
+static int attach_driver(bool fresh)
+{
+    if (net_producer(&drv_free, NULL, NET_REGION_DRV_RX, NET_ITEM_FREE, fresh) ||
+        net_consumer(&drv_active, NULL, NET_REGION_DRV_RX, NET_ITEM_ACTIVE, fresh))
+        return -1;
+    dmq_set_fault_handler(&drv_free.q, on_fault, &stats->wire);
+    dmq_set_fault_handler(&drv_active.q, on_fault, &stats->wire);
+    return 0;
+}
+
+void init(void)
+{
+    if (net_policy_load(&pol))
+        goto fail;
+    const struct devmux_item *st = net_item(NULL, NET_REGION_RX_STATS, NET_ITEM_STATS);
+    const struct devmux_item *sy = net_item(NULL, NET_REGION_DRV_RX, NET_ITEM_SYNC);
+    if (!st || !sy || st->size < sizeof(*stats) || pool_init(&rxp, NET_REGION_RX_DMA) ||
+        pool_init(&txp, NET_REGION_TX_DMA))
+        goto fail;
+    stats = st->addr;
+    drv_sync = sy->addr;
+    drv_stack = calloc(rxp.count, sizeof(*drv_stack));
+    if (!drv_stack ||
+        dmq_pool_init(&drv_pool, (size_t)rxp.count * rxp.size, rxp.size, rxp.count, false))
+        goto fail;
+    if (attach_driver(false) ||
+        net_consumer(&local_active, NULL, NET_REGION_LOCAL, NET_ITEM_ACTIVE, false) ||
+        net_producer(&local_free, NULL, NET_REGION_LOCAL, NET_ITEM_FREE, false))
+        goto fail;
+    dmq_set_fault_handler(&local_active.q, on_fault, &stats->local);
+    dmq_set_fault_handler(&local_free.q, on_fault, &stats->local);
+    for (unsigned i = 0; i < pol.n; i++) {
+        struct copier *c = &copiers[i];
+        if (net_producer(&c->active, pol.c[i].name, NET_REGION_COPY, NET_ITEM_ACTIVE, false) ||
+            net_consumer(&c->free, pol.c[i].name, NET_REGION_COPY, NET_ITEM_FREE, false))
+            goto fail;
+        dmq_set_fault_handler(&c->active.q, on_fault, &stats->client[i]);
+        dmq_set_fault_handler(&c->free.q, on_fault, &stats->client[i]);
+    }
+    /* Every receive buffer starts with the driver. */
+    for (uint32_t j = rxp.count; j-- > 0;)
+        drv_stack[drv_top++] = j;
+    devmux_log("rx virtualiser: %u clients, %u receive buffers", pol.n, rxp.count);
+    return;
+fail:
+    devmux_log("rx virtualiser: cannot start");
+    abort();
+}
+
+static void give_driver(void)
+{
+    while (drv_up && drv_top && dmq_space(&drv_free)) {
+        uint32_t j = drv_stack[--drv_top];
+        struct dmq_desc d = {.offset = (uint64_t)j * rxp.size, .len = rxp.size};
+        dmq_put(&drv_free, &d);
+        dmq_pool_give(&drv_pool, j);
+    }
+}
+
+static bool wants(unsigned k, const uint8_t *dst)
+{
+    if (net_mac_is_broadcast(dst))
+        return pol.c[k].broadcast;
+    if (net_mac_is_multicast(dst))
+        return pol.c[k].multicast;
+    return !memcmp(dst, pol.c[k].mac, NET_MAC_LEN);
+}
+
+/* Hand buffer j of pool p (len bytes) to every client it is for.  src is
+ * the sending client for a local frame, else -1.  Returns the references
+ * taken; 0 means the caller takes the buffer back at once. */
+static unsigned deliver(struct pool *p, uint32_t j, uint32_t len, int src, bool local,
+                        struct net_counters *in)
+{
+    const uint8_t *f = p->base + (size_t)j * p->size;
+    struct dmq_desc d = {
+        .offset = (uint64_t)j * p->size, .len = len, .meta = local ? NET_META_TX_POOL : 0};
+    unsigned taken = 0, matched = 0;
+    in->packets++;
+    in->bytes += len;
+    for (unsigned k = 0; k < pol.n; k++) {
+        if (!wants(k, f) || (int)k == src)
+            continue;
+        if (local && !net_policy_allows(&pol, src, (int)k))
+            continue;
+        matched++;
+        struct net_counters *cc = &stats->client[k];
+        if (!dmq_space(&copiers[k].active)) {
+            cc->drops[NET_DROP_QUEUE_FULL]++;
+            continue;
+        }
+        dmq_put(&copiers[k].active, &d);
+        copiers[k].notify = true;
+        cc->packets++;
+        cc->bytes += len;
+        taken++;
+    }
+    if (!matched && !net_mac_is_multicast(f))
+        in->drops[NET_DROP_UNKNOWN_DST]++;
+    p->refs[j] = (uint8_t)taken;
+    return taken;
+}
+
+static void local_done(uint32_t j)
+{
+    struct dmq_desc d = {.offset = (uint64_t)j * txp.size, .len = 0};
+    if (dmq_space(&local_free))
+        dmq_put(&local_free, &d);
+}
+
+/* A copier gave a reference back. */
+static void release(unsigned k, const struct dmq_desc *d)
+{
+    bool tx = d->meta & NET_META_TX_POOL;
+    struct pool *p = tx ? &txp : &rxp;
+    uint64_t j = d->offset / p->size;
+    if (d->offset % p->size || j >= p->count || p->refs[j] == 0) {
+        on_fault(&stats->client[k], DMQ_FAULT_DESC, "copy.free", d->offset, d->meta);
+        return;
+    }
+    if (--p->refs[j])
+        return;
+    if (tx)
+        local_done((uint32_t)j);
+    else
+        drv_stack[drv_top++] = (uint32_t)j;
+}
+
+static void run(void)
+{
+    bool more = true;
+    while (more) {
+        more = false;
+        struct dmq_desc d;
+        for (unsigned k = 0; k < pol.n; k++)
+            while (dmq_dequeue(&copiers[k].free, &d) >= 0)
+                release(k, &d);
+        for (unsigned n = 0; drv_up && n < BATCH && dmq_dequeue(&drv_active, &d) >= 0; n++) {
+            uint32_t j;
+            uint32_t len = d.len;
+            if (!dmq_pool_accept(&drv_pool, &drv_active.q, &d, &j))
+                continue;
+            if (len < NET_MIN_FRAME) {
+                stats->wire.drops[NET_DROP_BAD_LEN]++;
+                drv_stack[drv_top++] = j;
+                continue;
+            }
+            if (!deliver(&rxp, j, len, -1, false, &stats->wire))
+                drv_stack[drv_top++] = j;
+            more = n + 1 == BATCH;
+        }
+        for (unsigned n = 0; n < BATCH && dmq_dequeue(&local_active, &d) >= 0; n++) {
+            uint64_t j = d.offset / txp.size;
+            int src = NET_META_SRC(d.meta);
+            if (d.offset % txp.size || j >= txp.count || d.len > txp.size || txp.refs[j] ||
+                src < 0 || (unsigned)src >= pol.n || d.len < NET_MIN_FRAME) {
+                on_fault(&stats->local, DMQ_FAULT_DESC, "local.active", d.offset, d.meta);
+                continue;
+            }
+            if (!deliver(&txp, (uint32_t)j, d.len, src, true, &stats->local))
+                local_done((uint32_t)j);
+            more = n + 1 == BATCH;
+        }
+        give_driver();
+        if (drv_up && (dmq_publish(&drv_free) | dmq_release(&drv_active)))
+            microkit_notify(NET_RXV_CH_DRV);
+        if (dmq_publish(&local_free) | dmq_release(&local_active))
+            microkit_notify(NET_RXV_CH_LOCAL);
+        for (unsigned k = 0; k < pol.n; k++) {
+            struct copier *c = &copiers[k];
+            bool wake = dmq_release(&c->free);
+            if (c->notify)
+                wake |= dmq_publish(&c->active);
+            c->notify = false;
+            if (wake)
+                microkit_notify(NET_RXV_CH_COPY0 + k);
+        }
+        if (!more) {
+            bool again = false;
+            if (drv_up)
+                again |= dmq_consumer_sleep(&drv_active);
+            again |= dmq_consumer_sleep(&local_active);
+            for (unsigned k = 0; k < pol.n; k++)
+                again |= dmq_consumer_sleep(&copiers[k].free);
+            more = again;
+        }
+    }
+}
+
+static void resync_driver(void)
+{
+    uint32_t req = atomic_load_explicit(&drv_sync->request, memory_order_acquire);
+    if (req == 0 || req == drv_acked)
+        return;
+    if (attach_driver(true))
+        return;
+    drv_acked = req;
+    drv_up = true;
+    atomic_store_explicit(&drv_sync->ack, req, memory_order_release);
+    microkit_notify(NET_RXV_CH_DRV);
+}
+
+void notified(microkit_channel ch)
+{
+    if (ch == NET_RXV_CH_DRV)
+        resync_driver();
+    run();
+}
+
+void peer_fault(microkit_channel ch, const struct devmux_fault_info *info)
+{
+    (void)info;
+    if (ch != NET_RXV_CH_DRV)
+        return;
+    /* Every buffer the dead driver held is ours again. */
+    drv_up = false;
+    for (uint32_t j = 0; j < rxp.count; j++)
+        if (drv_pool.held_by_peer[j]) {
+            drv_pool.held_by_peer[j] = 0;
+            drv_stack[drv_top++] = j;
+        }
+}
+
+void peer_ready(microkit_channel ch)
+{
+    notified(ch);
+}

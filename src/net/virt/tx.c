@@ -1,0 +1,433 @@
+/*
+ * The tx virtualiser: every client's transmissions go through here, one
+ * bounded batch per client in turn, and here the sharing policy is
+ * enforced.
+ *
+ * Each frame is copied out of the client's buffer into tx_dma before it is
+ * looked at, and the client's buffer goes straight back.  The checks
+ * (source MAC, destination, length) run on our copy, so a client that keeps
+ * writing a buffer after handing it over changes nothing anyone else sees.
+ * sDDF passes client buffers to the driver by reference and admits exactly
+ * that gap; the copy closes it and also bounds how long a client can hold
+ * shared memory.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "devmux/microkit.h"
+#include "devmux/net.h"
+#include "devmux/queue.h"
+#include "net/common/netlib.h"
+
+#define BATCH 32 /* frames per client per turn */
+
+struct client {
+    bool up;
+    uint32_t acked; /* restart request we last acknowledged */
+    struct dmq_consumer active;
+    struct dmq_producer free;
+    struct dmq_pool pool; /* its transmit buffers: which ones it holds */
+    uint8_t *buffers;
+    uint32_t buf_size, count;
+    struct net_sync *sync;
+    bool has_pending; /* a frame taken but held back by the rate limit */
+    struct dmq_desc pending;
+    uint32_t pending_idx;
+    uint64_t tokens_bits, last_ns;
+    uint32_t inflight; /* tx_dma buffers holding its frames */
+    bool notify_free;
+    struct net_ratelog log;
+};
+
+static struct net_policy pol;
+static struct client clients[NET_MAX_CLIENTS];
+static struct net_tx_stats *stats;
+
+static uint8_t *dma;
+static uint32_t dma_size, dma_count;
+static uint32_t *free_stack, free_top;
+static uint8_t *refs;  /* per tx_dma buffer: holders (driver, rx virt) */
+static uint8_t *owner; /* per tx_dma buffer: client index it carries */
+static uint32_t inflight_cap;
+
+static struct dmq_producer drv_active, local_active;
+static struct dmq_consumer drv_free, local_free;
+static struct dmq_pool drv_pool, local_pool;
+static struct net_sync *drv_sync;
+static bool drv_up = true;
+static uint32_t drv_acked;
+static struct net_ratelog drv_log;
+static unsigned rr; /* next client to serve first */
+
+static void on_client_fault(void *ctx, enum dmq_fault f, const char *queue, uint64_t a, uint64_t b)
+{
+    struct client *c = ctx;
+    int i = (int)(c - clients);
+    stats->client[i].drops[f == DMQ_FAULT_INDEX ? NET_DROP_BAD_INDEX : NET_DROP_BAD_DESC]++;
+    net_log_limited(&c->log, "client %s: %s on its %s queue (%#llx, %#llx); dropped", pol.c[i].name,
+                    f == DMQ_FAULT_INDEX  ? "index jump"
+                    : f == DMQ_FAULT_DESC ? "descriptor outside its buffers"
+                                          : "buffer it does not hold",
+                    queue, (unsigned long long)a, (unsigned long long)b);
+}
+
+static void on_core_fault(void *ctx, enum dmq_fault f, const char *queue, uint64_t a, uint64_t b)
+{
+    (void)ctx;
+    stats->wire.drops[f == DMQ_FAULT_INDEX ? NET_DROP_BAD_INDEX : NET_DROP_BAD_DESC]++;
+    net_log_limited(&drv_log, "driver or rx virtualiser: fault %d on queue %s (%#llx, %#llx)",
+                    (int)f, queue, (unsigned long long)a, (unsigned long long)b);
+}
+
+static void unref(uint32_t j)
+{
+    if (j >= dma_count || refs[j] == 0)
+        return;
+    if (--refs[j] == 0) {
+        if (owner[j] < pol.n && clients[owner[j]].inflight)
+            clients[owner[j]].inflight--;
+        free_stack[free_top++] = j;
+    }
+}
+
+static int attach_client(unsigned i, bool fresh)
+{
+    struct client *c = &clients[i];
+    const char *n = pol.c[i].name;
+    if (net_consumer(&c->active, n, NET_REGION_CLIENT_TX, NET_ITEM_ACTIVE, fresh) ||
+        net_producer(&c->free, n, NET_REGION_CLIENT_TX, NET_ITEM_FREE, fresh))
+        return -1;
+    dmq_set_fault_handler(&c->active.q, on_client_fault, c);
+    dmq_set_fault_handler(&c->free.q, on_client_fault, c);
+    dmq_pool_fini(&c->pool);
+    if (dmq_pool_init(&c->pool, (size_t)c->count * c->buf_size, c->buf_size, c->count, true))
+        return -1;
+    c->has_pending = false;
+    return 0;
+}
+
+static int attach_driver(bool fresh)
+{
+    if (net_producer(&drv_active, NULL, NET_REGION_DRV_TX, NET_ITEM_ACTIVE, fresh) ||
+        net_consumer(&drv_free, NULL, NET_REGION_DRV_TX, NET_ITEM_FREE, fresh))
+        return -1;
+    dmq_set_fault_handler(&drv_active.q, on_core_fault, NULL);
+    dmq_set_fault_handler(&drv_free.q, on_core_fault, NULL);
+    return 0;
+}
+
+void init(void)
+{
+    if (net_policy_load(&pol))
+        goto fail;
+    const struct devmux_item *it = net_item(NULL, NET_REGION_TX_DMA, NET_ITEM_BUFFERS);
+    const struct devmux_item *st = net_item(NULL, NET_REGION_TX_STATS, NET_ITEM_STATS);
+    const struct devmux_item *sy = net_item(NULL, NET_REGION_DRV_TX, NET_ITEM_SYNC);
+    if (!it || !st || !sy || st->size < sizeof(*stats) || it->elem < NET_MAX_FRAME)
+        goto fail;
+    dma = it->addr;
+    dma_size = it->elem;
+    dma_count = it->count;
+    stats = st->addr;
+    drv_sync = sy->addr;
+    free_stack = calloc(dma_count, sizeof(*free_stack));
+    refs = calloc(dma_count, 1);
+    owner = calloc(dma_count, 1);
+    if (!free_stack || !refs || !owner ||
+        dmq_pool_init(&drv_pool, (size_t)dma_count * dma_size, dma_size, dma_count, false) ||
+        dmq_pool_init(&local_pool, (size_t)dma_count * dma_size, dma_size, dma_count, false))
+        goto fail;
+    for (uint32_t j = dma_count; j-- > 0;)
+        free_stack[free_top++] = j;
+    inflight_cap = pol.n > 1 ? dma_count / 2 : dma_count;
+    if (attach_driver(false) ||
+        net_producer(&local_active, NULL, NET_REGION_LOCAL, NET_ITEM_ACTIVE, false) ||
+        net_consumer(&local_free, NULL, NET_REGION_LOCAL, NET_ITEM_FREE, false))
+        goto fail;
+    dmq_set_fault_handler(&local_active.q, on_core_fault, NULL);
+    dmq_set_fault_handler(&local_free.q, on_core_fault, NULL);
+    for (unsigned i = 0; i < pol.n; i++) {
+        struct client *c = &clients[i];
+        const struct devmux_item *b =
+            net_item(pol.c[i].name, NET_REGION_CLIENT_TX, NET_ITEM_BUFFERS);
+        const struct devmux_item *s = net_item(pol.c[i].name, NET_REGION_CLIENT_TX, NET_ITEM_SYNC);
+        if (!b || !s)
+            goto fail;
+        c->buffers = b->addr;
+        c->buf_size = b->elem;
+        c->count = b->count;
+        c->sync = s->addr;
+        c->up = true;
+        c->tokens_bits = pol.c[i].burst * 8;
+        c->last_ns = devmux_now_ns();
+        if (attach_client(i, false))
+            goto fail;
+    }
+    devmux_log("tx virtualiser: %u clients, %u shared transmit buffers", pol.n, dma_count);
+    return;
+fail:
+    devmux_log("tx virtualiser: cannot start");
+    abort();
+}
+
+/* Can client i send len bytes now?  If not, when (ns from now)? */
+static bool rate_allows(unsigned i, uint32_t len, uint64_t *wait_ns)
+{
+    struct client *c = &clients[i];
+    uint64_t rate = pol.c[i].rate_bps;
+    if (!rate)
+        return true;
+    uint64_t now = devmux_now_ns(), cap = pol.c[i].burst * 8;
+    unsigned __int128 add = (unsigned __int128)(now - c->last_ns) * rate / 1000000000u;
+    c->last_ns = now;
+    c->tokens_bits = add + c->tokens_bits > cap ? cap : c->tokens_bits + (uint64_t)add;
+    uint64_t need = (uint64_t)len * 8;
+    if (c->tokens_bits >= need) {
+        c->tokens_bits -= need;
+        return true;
+    }
+    *wait_ns = (uint64_t)((unsigned __int128)(need - c->tokens_bits) * 1000000000u / rate) + 1;
+    return false;
+}
+
+static bool wants_local(unsigned from, unsigned to, const uint8_t *dst)
+{
+    if (!net_policy_allows(&pol, (int)from, (int)to) || !clients[to].up)
+        return false;
+    if (net_mac_is_broadcast(dst))
+        return pol.c[to].broadcast;
+    return pol.c[to].multicast;
+}
+
+/* Our copy of a frame from client i, in tx_dma buffer j: decide where it goes. */
+static void route(unsigned i, uint32_t j, uint32_t len)
+{
+    const uint8_t *f = dma + (size_t)j * dma_size;
+    struct net_counters *cc = &stats->client[i];
+    if (memcmp(f + 6, pol.c[i].mac, NET_MAC_LEN)) {
+        cc->drops[NET_DROP_SPOOF]++;
+        net_log_limited(&clients[i].log,
+                        "client %s: frame with source %02x:%02x:%02x:%02x:%02x:%02x, not its own "
+                        "MAC; dropped",
+                        pol.c[i].name, f[6], f[7], f[8], f[9], f[10], f[11]);
+        free_stack[free_top++] = j;
+        return;
+    }
+    bool to_wire = true, local = false;
+    if (net_mac_is_multicast(f)) {
+        for (unsigned k = 0; k < pol.n && !local; k++)
+            local = wants_local(i, k, f);
+    } else {
+        int k = net_policy_find(&pol, f);
+        if (k >= 0) {
+            to_wire = false;
+            if (!net_policy_allows(&pol, (int)i, k)) {
+                cc->drops[NET_DROP_PEER_DENIED]++;
+                free_stack[free_top++] = j;
+                return;
+            }
+            local = true;
+        }
+    }
+    struct dmq_desc d = {.offset = (uint64_t)j * dma_size, .len = len};
+    owner[j] = (uint8_t)i;
+    if (to_wire) {
+        if (drv_up && dmq_space(&drv_active)) {
+            dmq_put(&drv_active, &d);
+            dmq_pool_give(&drv_pool, j);
+            refs[j]++;
+            stats->wire.packets++;
+            stats->wire.bytes += len;
+        } else {
+            stats->wire.drops[drv_up ? NET_DROP_QUEUE_FULL : NET_DROP_PEER_DOWN]++;
+        }
+    }
+    if (local) {
+        d.meta = i + 1;
+        if (dmq_space(&local_active)) {
+            dmq_put(&local_active, &d);
+            dmq_pool_give(&local_pool, j);
+            refs[j]++;
+            stats->local[i]++;
+        } else {
+            cc->drops[NET_DROP_QUEUE_FULL]++;
+        }
+    }
+    cc->packets++;
+    cc->bytes += len;
+    if (refs[j])
+        clients[i].inflight++;
+    else
+        free_stack[free_top++] = j;
+}
+
+static void reclaim(void)
+{
+    struct dmq_desc d;
+    uint32_t j;
+    while (drv_up && dmq_dequeue(&drv_free, &d) >= 0)
+        if (dmq_pool_accept(&drv_pool, &drv_free.q, &d, &j))
+            unref(j);
+    while (dmq_dequeue(&local_free, &d) >= 0)
+        if (dmq_pool_accept(&local_pool, &local_free.q, &d, &j))
+            unref(j);
+}
+
+/* Take up to BATCH frames from client i.  Returns true if it has more. */
+static bool serve_client(unsigned i, uint64_t *wake_ns)
+{
+    struct client *c = &clients[i];
+    unsigned n = 0;
+    while (n < BATCH) {
+        if (!c->has_pending) {
+            if (c->active.tail_seen == c->active.head && dmq_avail(&c->active) == 0)
+                return false;
+            struct dmq_desc d;
+            dmq_take(&c->active, &d);
+            uint32_t idx;
+            uint32_t len = d.len;
+            if (d.len > c->buf_size)
+                d.len = c->buf_size; /* take the buffer back; the length is judged below */
+            if (!dmq_pool_accept(&c->pool, &c->active.q, &d, &idx))
+                continue;
+            if (len < NET_MIN_FRAME || len > NET_MAX_FRAME) {
+                stats->client[i].drops[NET_DROP_BAD_LEN]++;
+                net_log_limited(&c->log, "client %s: frame of %u bytes; expected %d..%d; dropped",
+                                pol.c[i].name, len, NET_MIN_FRAME, NET_MAX_FRAME);
+                struct dmq_desc back = {.offset = d.offset, .len = 0};
+                dmq_put(&c->free, &back);
+                dmq_pool_give(&c->pool, idx);
+                c->notify_free = true;
+                continue;
+            }
+            c->pending = d;
+            c->pending.len = len;
+            c->pending_idx = idx;
+            c->has_pending = true;
+        }
+        if (!free_top || c->inflight >= inflight_cap)
+            return true; /* shared buffers are busy: wait for the driver */
+        uint64_t wait;
+        if (!rate_allows(i, c->pending.len, &wait)) {
+            stats->throttled[i]++;
+            if (!*wake_ns || wait < *wake_ns)
+                *wake_ns = wait;
+            return false;
+        }
+        uint32_t j = free_stack[--free_top];
+        memcpy(dma + (size_t)j * dma_size, c->buffers + c->pending.offset, c->pending.len);
+        struct dmq_desc back = {.offset = c->pending.offset, .len = 0};
+        dmq_put(&c->free, &back);
+        dmq_pool_give(&c->pool, c->pending_idx);
+        c->notify_free = true;
+        c->has_pending = false;
+        route(i, j, c->pending.len);
+        n++;
+    }
+    return true;
+}
+
+static void run(void)
+{
+    bool more = true;
+    uint64_t wake_ns = 0;
+    while (more) {
+        more = false;
+        wake_ns = 0;
+        reclaim();
+        for (unsigned k = 0; k < pol.n; k++) {
+            unsigned i = (rr + k) % pol.n;
+            if (clients[i].up && serve_client(i, &wake_ns) && free_top &&
+                clients[i].inflight < inflight_cap)
+                more = true;
+        }
+        rr = (rr + 1) % pol.n;
+        if (drv_up && dmq_publish(&drv_active))
+            microkit_notify(NET_TXV_CH_DRV);
+        if (dmq_publish(&local_active))
+            microkit_notify(NET_TXV_CH_LOCAL);
+        for (unsigned i = 0; i < pol.n; i++) {
+            struct client *c = &clients[i];
+            if (!c->up)
+                continue;
+            bool wake = dmq_release(&c->active);
+            if (c->notify_free)
+                wake |= dmq_publish(&c->free);
+            c->notify_free = false;
+            if (wake)
+                microkit_notify(NET_TXV_CH_CLIENT0 + i);
+        }
+        if (!more) {
+            /* Ask everyone with something for us to wake us, then look once
+             * more: a frame published in between must not be missed. */
+            bool again = false;
+            for (unsigned i = 0; i < pol.n; i++)
+                if (clients[i].up && !clients[i].has_pending)
+                    again |= dmq_consumer_sleep(&clients[i].active);
+            if (drv_up)
+                again |= dmq_consumer_sleep(&drv_free);
+            again |= dmq_consumer_sleep(&local_free);
+            more = again;
+        }
+    }
+    if (wake_ns)
+        devmux_timeout(wake_ns);
+}
+
+/* A restarted peer asked for the queues to be reset (net.h handshake). */
+static void resync_client(unsigned i)
+{
+    struct client *c = &clients[i];
+    uint32_t req = atomic_load_explicit(&c->sync->request, memory_order_acquire);
+    if (req == 0 || req == c->acked)
+        return;
+    if (attach_client(i, true))
+        return;
+    c->acked = req;
+    c->up = true;
+    atomic_store_explicit(&c->sync->ack, req, memory_order_release);
+    microkit_notify(NET_TXV_CH_CLIENT0 + i);
+}
+
+static void resync_driver(void)
+{
+    uint32_t req = atomic_load_explicit(&drv_sync->request, memory_order_acquire);
+    if (req == 0 || req == drv_acked)
+        return;
+    if (attach_driver(true))
+        return;
+    drv_acked = req;
+    drv_up = true;
+    atomic_store_explicit(&drv_sync->ack, req, memory_order_release);
+    microkit_notify(NET_TXV_CH_DRV);
+}
+
+void notified(microkit_channel ch)
+{
+    if (ch == NET_TXV_CH_DRV)
+        resync_driver();
+    else if (ch >= NET_TXV_CH_CLIENT0 && ch < NET_TXV_CH_CLIENT0 + pol.n)
+        resync_client(ch - NET_TXV_CH_CLIENT0);
+    run();
+}
+
+void peer_fault(microkit_channel ch, const struct devmux_fault_info *info)
+{
+    (void)info;
+    if (ch == NET_TXV_CH_DRV) {
+        /* The driver is gone, and with it every buffer it held. */
+        drv_up = false;
+        for (uint32_t j = 0; j < dma_count; j++)
+            if (drv_pool.held_by_peer[j]) {
+                drv_pool.held_by_peer[j] = 0;
+                unref(j);
+            }
+    } else if (ch >= NET_TXV_CH_CLIENT0 && ch < NET_TXV_CH_CLIENT0 + pol.n) {
+        clients[ch - NET_TXV_CH_CLIENT0].up = false;
+    }
+}
+
+void peer_ready(microkit_channel ch)
+{
+    notified(ch);
+}
