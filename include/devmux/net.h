@@ -161,7 +161,7 @@ struct net_rx_stats {
 
 /* <net>.tx_stats: the tx virtualiser.  client[i] = frames taken from client
  * i (packets/bytes: accepted) and why others were refused; wire = frames
- * handed to the driver; throttled[i] = times client i hit its rate limit. */
+ * handed to the driver; throttled[i] = frames of client i the rate limit held back. */
 struct net_tx_stats {
     struct net_counters wire;
     struct net_counters client[NET_MAX_CLIENTS];

@@ -31,6 +31,7 @@ struct client {
     uint32_t buf_size, count;
     struct net_sync *sync;
     bool has_pending; /* a frame taken but held back by the rate limit */
+    bool throttled;   /* the pending frame was already counted as throttled */
     struct dmq_desc pending;
     uint32_t pending_idx;
     uint64_t tokens_bits, last_ns;
@@ -309,7 +310,9 @@ static bool serve_client(unsigned i, uint64_t *wake_ns)
             return true; /* shared buffers are busy: wait for the driver */
         uint64_t wait;
         if (!rate_allows(i, c->pending.len, &wait)) {
-            stats->throttled[i]++;
+            if (!c->throttled)
+                stats->throttled[i]++;
+            c->throttled = true;
             if (!*wake_ns || wait < *wake_ns)
                 *wake_ns = wait;
             return false;
@@ -321,6 +324,7 @@ static bool serve_client(unsigned i, uint64_t *wake_ns)
         dmq_pool_give(&c->pool, c->pending_idx);
         c->notify_free = true;
         c->has_pending = false;
+        c->throttled = false;
         route(i, j, c->pending.len);
         n++;
     }
