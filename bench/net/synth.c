@@ -16,10 +16,8 @@
  *
  * It is granted the network's `nic` device like any driver, and ignores it.
  *
- * Parameters: config `clients` and `frame` (bytes, Ethernet header
- * included, no FCS).  The networks: section gives the driver no config, so
- * the defaults are compiled in (SYNTH_CLIENTS, SYNTH_FRAME); meson builds
- * one program per benchmarked combination.
+ * Parameters: the driver's config `clients` (default 1) and `frame` (bytes,
+ * Ethernet header included, no FCS; default 64).
  *
  * Counters go to the driver's block (struct net_drv_stats), so `devmux ctl
  * net` shows what was generated (rx) and what came back (tx).
@@ -32,12 +30,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifndef SYNTH_CLIENTS
 #define SYNTH_CLIENTS 1
-#endif
-#ifndef SYNTH_FRAME
-#define SYNTH_FRAME 64
-#endif
+#define SYNTH_FRAME   64
 
 /* Frames per event before the loop yields to the event loop (a timer brings
  * it back at once), so peer_fault and friends are not held up forever. */
@@ -126,15 +120,13 @@ static void check_sync(void)
  * buffer is left and the wake-up is armed. */
 static void rx_generate(uint32_t budget, bool *idle)
 {
-    uint32_t made = 0, i;
+    uint32_t made = 0, taken = 0, i;
     struct dmq_desc d;
     *idle = false;
-    while (made < budget) {
+    while (taken < budget) {
         uint32_t n = dmq_avail(&rx_free);
         if (n == 0) {
-            /* Nothing to fill: hand what we made over, then sleep. */
-            if (dmq_release(&rx_free) | dmq_publish(&rx_active))
-                microkit_notify(NET_DRV_CH_RX);
+            /* Nothing to fill: sleep (each batch was published below). */
             if (dmq_consumer_sleep(&rx_free))
                 continue;
             *idle = true;
@@ -151,10 +143,11 @@ static void rx_generate(uint32_t budget, bool *idle)
         }
         if (n > room)
             n = room;
-        if (n > budget - made)
-            n = budget - made;
+        if (n > budget - taken)
+            n = budget - taken;
         for (; n > 0; n--) {
             dmq_take(&rx_free, &d);
+            taken++;
             if (!dmq_pool_accept(&rx_pool, &rx_free.q, &d, &i))
                 continue;
             uint8_t *f = rx_bufs + (size_t)i * rx_pool.buf_size;
@@ -176,22 +169,32 @@ static void rx_generate(uint32_t budget, bool *idle)
     stats->rx.bytes += (uint64_t)made * frame_len;
 }
 
+/* Hands back what tx_drain took.  Publishing or releasing with nothing new
+ * would only wake a peer that armed its flag for no reason. */
+static void tx_flush(uint32_t taken)
+{
+    if (taken && (dmq_release(&tx_active) | dmq_publish(&tx_free)))
+        microkit_notify(NET_DRV_CH_TX);
+}
+
 /* Returns every buffer the tx virtualiser sends.  *idle as above. */
 static void tx_drain(uint32_t budget, bool *idle)
 {
     struct dmq_desc d;
-    uint32_t i, done = 0;
+    uint32_t i, done = 0, unflushed = 0;
     *idle = false;
     while (done < budget) {
         if (dmq_avail(&tx_active) == 0) {
-            if (dmq_release(&tx_active) | dmq_publish(&tx_free))
-                microkit_notify(NET_DRV_CH_TX);
+            tx_flush(unflushed);
+            unflushed = 0;
             if (dmq_consumer_sleep(&tx_active))
                 continue;
             *idle = true;
             return;
         }
         if (dmq_space(&tx_free) == 0) {
+            tx_flush(unflushed);
+            unflushed = 0;
             if (dmq_producer_sleep(&tx_free))
                 continue;
             *idle = true;
@@ -199,6 +202,7 @@ static void tx_drain(uint32_t budget, bool *idle)
         }
         dmq_take(&tx_active, &d);
         done++;
+        unflushed++;
         if (!dmq_pool_accept(&tx_pool, &tx_active.q, &d, &i))
             continue;
         if (d.len >= NET_MIN_FRAME && d.len <= NET_MAX_FRAME) {
@@ -211,8 +215,7 @@ static void tx_drain(uint32_t budget, bool *idle)
         dmq_pool_give(&tx_pool, i);
         dmq_put(&tx_free, &back);
     }
-    if (dmq_release(&tx_active) | dmq_publish(&tx_free))
-        microkit_notify(NET_DRV_CH_TX);
+    tx_flush(unflushed);
 }
 
 static void work(void)

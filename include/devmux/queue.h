@@ -90,12 +90,14 @@ struct dmq_producer {
     struct dmq_common q;
     uint32_t tail;      /* private copy; the truth */
     uint32_t head_seen; /* last valid head read from the peer */
+    uint32_t published; /* tail as last published */
 };
 
 struct dmq_consumer {
     struct dmq_common q;
     uint32_t head;      /* private copy; the truth */
     uint32_t tail_seen; /* last valid tail read from the peer */
+    uint32_t released;  /* head as last released */
 };
 
 /* Attach to a ring at mem (mem_size bytes available).  capacity must be a
@@ -155,6 +157,11 @@ static inline void dmq_put(struct dmq_producer *p, const struct dmq_desc *d)
  * argument that spin/queue.pml checks. */
 static inline bool dmq_publish(struct dmq_producer *p)
 {
+    /* Nothing new: the consumer has nothing to wake up for, and its wake
+     * request stays pending for the next real publish. */
+    if (p->tail == p->published)
+        return false;
+    p->published = p->tail;
     atomic_store_explicit(&p->q.ring->tail, p->tail, memory_order_release);
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&p->q.ring->wake_consumer, memory_order_relaxed)) {
@@ -224,6 +231,9 @@ static inline void dmq_take(struct dmq_consumer *c, struct dmq_desc *out)
  * producer waits for space: the caller must then notify it. */
 static inline bool dmq_release(struct dmq_consumer *c)
 {
+    if (c->head == c->released)
+        return false;
+    c->released = c->head;
     atomic_store_explicit(&c->q.ring->head, c->head, memory_order_release);
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&c->q.ring->wake_producer, memory_order_relaxed)) {

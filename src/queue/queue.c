@@ -39,6 +39,7 @@ int dmq_producer_init(struct dmq_producer *p, void *mem, size_t mem_size, uint32
         head = p->tail;
     }
     p->head_seen = head;
+    p->published = p->tail;
     return 0;
 }
 
@@ -57,6 +58,7 @@ int dmq_consumer_init(struct dmq_consumer *c, void *mem, size_t mem_size, uint32
         tail = c->head;
     }
     c->tail_seen = tail;
+    c->released = c->head;
     return 0;
 }
 
