@@ -35,6 +35,7 @@ struct net_client {
     uint8_t *tx_buffers;
     uint32_t tx_count;
     struct net_sync *tx_sync;
+    uint32_t *tx_stack, tx_top; /* transmit buffers we hold, as indices */
     /* restart handshake: bit 0 rx pair, bit 1 tx pair still waiting */
     _Atomic unsigned waiting;
     uint32_t request;

@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <linux/if_packet.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -98,16 +99,32 @@ static int seccomp_allow_list(void)
     int rc = sbx_seccomp_add(f, SCMP_ACT_ALLOW, allowed, sizeof(allowed) / sizeof(allowed[0]),
                              rules, sizeof(rules) / sizeof(rules[0]));
     /* A packet socket the supervisor opened for us: the driver sets up its
-     * rings.  Only on that descriptor, so no other socket can be tuned. */
+     * rings on that descriptor only, with the few options ring setup needs.
+     * Not SO_BINDTODEVICE, not PACKET_FANOUT (which could join another
+     * socket's group and steal its frames), not filters. */
     for (uint32_t i = 0; !rc && i < dmx_boot->ndevices && i < DMX_MAX_DEVICES; i++) {
         const struct dmx_boot_device *d = &dmx_boot->devices[i];
         if (d->kind != SDF_DEV_PACKET || d->fd < 0)
             continue;
+        scmp_datum_t fd = (scmp_datum_t)d->fd;
+#define PKT_SET(opt)                                                                               \
+    {                                                                                              \
+        SCMP_SYS(setsockopt), SCMP_ACT_ALLOW, 3,                                                   \
+        {                                                                                          \
+            SCMP_A0(SCMP_CMP_EQ, fd), SCMP_A1_32(SCMP_CMP_EQ, SOL_PACKET),                         \
+                SCMP_A2_32(SCMP_CMP_EQ, opt)                                                       \
+        }                                                                                          \
+    }
         const struct sbx_rule dev[] = {
-            {SCMP_SYS(setsockopt), SCMP_ACT_ALLOW, 1, {SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)d->fd)}},
-            {SCMP_SYS(getsockopt), SCMP_ACT_ALLOW, 1, {SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)d->fd)}},
-            {SCMP_SYS(getsockname), SCMP_ACT_ALLOW, 1, {SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)d->fd)}},
+            PKT_SET(PACKET_VERSION),
+            PKT_SET(PACKET_RX_RING),
+            PKT_SET(PACKET_TX_RING),
+            PKT_SET(PACKET_IGNORE_OUTGOING),
+            PKT_SET(PACKET_LOSS),
+            {SCMP_SYS(getsockopt), SCMP_ACT_ALLOW, 1, {SCMP_A0(SCMP_CMP_EQ, fd)}},
+            {SCMP_SYS(getsockname), SCMP_ACT_ALLOW, 1, {SCMP_A0(SCMP_CMP_EQ, fd)}},
         };
+#undef PKT_SET
         rc = sbx_seccomp_add(f, SCMP_ACT_ALLOW, NULL, 0, dev, sizeof(dev) / sizeof(dev[0]));
     }
     rc = rc ?: seccomp_load(f);

@@ -29,12 +29,12 @@ struct sbx_grant {
  * skipped.  Returns the Landlock ABI version, or -errno. */
 int sbx_landlock(const struct sbx_grant *grants, size_t n);
 
-/* One seccomp rule: a system call, an action and up to two argument tests. */
+/* One seccomp rule: a system call, an action and up to three argument tests. */
 struct sbx_rule {
     int nr;
     uint32_t action;
     unsigned ncmp;
-    struct scmp_arg_cmp cmp[2];
+    struct scmp_arg_cmp cmp[3];
 };
 
 /* Adds `action` for each call in calls[], then every rule.  Returns 0 or

@@ -15,10 +15,6 @@
 #define WAIT_RX 1u
 #define WAIT_TX 2u
 
-/* Transmit buffers we hold, as a stack of indices (private memory). */
-static uint32_t *tx_stack;
-static uint32_t tx_top;
-
 static int attach_rx(struct net_client *c)
 {
     if (net_producer(&c->rx_free, c->name, NET_REGION_CLIENT_RX, NET_ITEM_FREE, false) ||
@@ -41,8 +37,8 @@ static int attach_tx(struct net_client *c)
     if (net_producer(&c->tx_active, c->name, NET_REGION_CLIENT_TX, NET_ITEM_ACTIVE, false) ||
         net_consumer(&c->tx_free, c->name, NET_REGION_CLIENT_TX, NET_ITEM_FREE, false))
         return -1;
-    for (tx_top = 0; tx_top < c->tx_count; tx_top++)
-        tx_stack[tx_top] = c->tx_count - 1 - tx_top;
+    for (c->tx_top = 0; c->tx_top < c->tx_count; c->tx_top++)
+        c->tx_stack[c->tx_top] = c->tx_count - 1 - c->tx_top;
     microkit_notify(NET_CLIENT_CH_TX);
     return 0;
 }
@@ -71,8 +67,8 @@ int net_client_init(struct net_client *c)
     c->tx_count = txb->count;
     c->rx_sync = rxs->addr;
     c->tx_sync = txs->addr;
-    tx_stack = calloc(c->tx_count, sizeof(*tx_stack));
-    if (!tx_stack)
+    c->tx_stack = calloc(c->tx_count, sizeof(*c->tx_stack));
+    if (!c->tx_stack)
         return -1;
     c->request = devmux_restarts();
     if (c->request == 0)
@@ -158,8 +154,8 @@ uint8_t *net_client_tx_buffer(struct net_client *c, uint32_t *handle)
     if (atomic_load_explicit(&c->waiting, memory_order_acquire) & WAIT_TX)
         return NULL;
     for (;;) {
-        if (tx_top) {
-            *handle = tx_stack[--tx_top];
+        if (c->tx_top) {
+            *handle = c->tx_stack[--c->tx_top];
             return c->tx_buffers + (size_t)*handle * c->buf_size;
         }
         struct dmq_desc d;
@@ -176,15 +172,15 @@ uint8_t *net_client_tx_buffer(struct net_client *c, uint32_t *handle)
             dmq_fault(&c->tx_free.q, DMQ_FAULT_DESC, d.offset, d.len);
             continue;
         }
-        if (tx_top < c->tx_count)
-            tx_stack[tx_top++] = (uint32_t)i;
+        if (c->tx_top < c->tx_count)
+            c->tx_stack[c->tx_top++] = (uint32_t)i;
     }
 }
 
 void net_client_tx_unget(struct net_client *c, uint32_t handle)
 {
-    if (handle < c->tx_count && tx_top < c->tx_count)
-        tx_stack[tx_top++] = handle;
+    if (handle < c->tx_count && c->tx_top < c->tx_count)
+        c->tx_stack[c->tx_top++] = handle;
 }
 
 void net_client_tx_send(struct net_client *c, uint32_t handle, uint32_t len)

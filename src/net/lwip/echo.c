@@ -151,8 +151,7 @@ static err_t echo_pump(struct echo_conn *ec)
 static err_t echo_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
 {
     struct echo_conn *ec = arg;
-    (void)pcb;
-    if (!ec) { /* closing; lwIP would do the same without a callback */
+    if (!ec) { /* closing: acknowledge and discard, as lwIP's default does */
         if (p) {
             tcp_recved(pcb, p->tot_len);
             pbuf_free(p);
