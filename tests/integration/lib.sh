@@ -135,3 +135,161 @@ wait_count() {
     done
     fail "log matched /$1/ only $(count_log "$1") times, expected $2, within ${3:-10}s"
 }
+
+# ---- shared network tests (net.sh, net-faults.sh) ----------------------
+# They use scripts/net-lab with the prefix dm: namespaces dm-lan (10.77.0.1,
+# iperf3 server), dm-a and dm-b (the TAP clients' stacks), wire dm-wire.
+
+# net_require: root and every tool the network tests use, or fail.
+net_require() {
+    [ "$(id -u)" = 0 ] || fail "network tests need root (netns, TAP, AF_PACKET)"
+    local t
+    for t in ip iperf3 tcpdump ping ethtool python3 sysctl; do
+        command -v "$t" >/dev/null 2>&1 || fail "network tests need '$t' (scripts/setup installs it)"
+    done
+    NETLAB=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/scripts/net-lab
+    NETHELP=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/net
+    [ -x "$NETLAB" ] || fail "missing $NETLAB"
+    [ -d "$NETHELP" ] || fail "missing $NETHELP"
+    NET_BG=
+}
+
+# net_bg CMD...: run CMD in the background, remembered for cleanup; the pid
+# is in $BG.
+net_bg() {
+    "$@" &
+    BG=$!
+    NET_BG="$NET_BG $BG"
+}
+
+# net_cleanup: background helpers, the supervisor (lib cleanup), the lab.
+net_cleanup() {
+    local p
+    for p in $NET_BG; do kill -TERM "$p" 2>/dev/null; done
+    for p in $NET_BG; do wait "$p" 2>/dev/null; done
+    cleanup
+    "$NETLAB" down dm >/dev/null 2>&1
+}
+
+# net_init: checks, the lab up, cleanup on any exit.
+net_init() {
+    net_require
+    trap net_cleanup EXIT
+    trap 'exit 1' TERM INT HUP  # (meson's timeout sends TERM): still clean up
+    "$NETLAB" up dm || fail "net-lab up failed"
+    ip netns exec dm-lan ip link show eth0 >/dev/null || fail "net-lab: no eth0 in dm-lan"
+}
+
+# net_wait_running COMPONENT... [within 10 s]
+net_wait_running() {
+    local c deadline=$((SECONDS + 10))
+    for c in "$@"; do
+        until [ "$(state "$c" 2>/dev/null)" = running ]; do
+            [ $SECONDS -le $deadline ] || fail "component $c is '$(state "$c" 2>&1)', not running"
+            sleep 0.1
+        done
+    done
+}
+
+# net_start FILE: start the system, wait for every component, address the
+# TAP interfaces (10.77.0.10 in dm-a, .11 in dm-b) and wait until the lan
+# answers from both and the lwIP client c is up.
+net_start() {
+    start "$1"
+    wait_log "control socket"
+    net_wait_running lan0.driver lan0.rxvirt lan0.txvirt a b c
+    "$NETLAB" addr dm-a 10.77.0.10/24 || fail "cannot address eth0 in dm-a"
+    "$NETLAB" addr dm-b 10.77.0.11/24 || fail "cannot address eth0 in dm-b"
+    wait_log "\[c\] lwIP up: 10\.77\.0\.30/24"
+    net_wait_ping dm-a 10.77.0.1
+    net_wait_ping dm-b 10.77.0.1
+}
+
+# net_wait_ping NS IP [SECONDS]: until one ping from NS to IP succeeds.
+net_wait_ping() {
+    local deadline=$((SECONDS + ${3:-10}))
+    until ip netns exec "$1" ping -c 1 -W 1 "$2" >/dev/null 2>&1; do
+        [ $SECONDS -le $deadline ] || fail "$1 cannot ping $2 within ${3:-10}s"
+        sleep 0.1
+    done
+}
+
+# net_line WHAT: the line of `ctl net` that starts with WHAT (e.g.
+# "client a", "driver", "wire").
+net_line() {
+    ctl net | grep -E "^$1( |$)"
+}
+
+# net_counter VAR CLIENT KEY: sets VAR to a counter from `ctl net` (drop
+# counters it leaves out are 0).  CLIENT may also be "driver", "wire" or
+# "local" for those lines.
+net_counter() {
+    local line v
+    case $2 in
+    driver | wire | local) line=$(net_line "$2") ;;
+    *) line=$(net_line "client $2") ;;
+    esac
+    [ -n "$line" ] || fail "ctl net has no line for '$2': $(ctl net 2>&1)"
+    v=$(echo "$line" | tr ' ' '\n' | awk -F= -v k="$3" '$1 == k { v = $2 } END { print v == "" ? 0 : v }')
+    case $v in '' | *[!0-9a-z]*) fail "ctl net: bad $3 for $2: '$line'" ;; esac
+    printf -v "$1" %s "$v"
+}
+
+# net_capture NS FILE FILTER...: start tcpdump on eth0 in NS writing FILE;
+# returns once it listens.  The pid is in $BG; stop with net_capture_stop.
+# Headers only (-s 128) and immediate mode, so that the kernel ring holds
+# thousands of frames and nothing waits in a half-filled block.
+net_capture() {
+    local ns=$1 file=$2
+    shift 2
+    net_bg ip netns exec "$ns" tcpdump -i eth0 --immediate-mode -U -n -s 128 -B 4096 \
+        -w "$file" "$@" 2> "$file.err"
+    local deadline=$((SECONDS + 10))
+    until grep -q "listening on" "$file.err"; do
+        [ $SECONDS -le $deadline ] && kill -0 "$BG" 2>/dev/null ||
+            fail "tcpdump in $ns did not start: $(cat "$file.err")"
+        sleep 0.1
+    done
+}
+
+# net_capture_stop PID FILE: stop one capture and wait for it to flush.
+# Fails if tcpdump says the kernel dropped any frame: a capture that missed
+# frames proves nothing about what was not sent.
+net_capture_stop() {
+    kill -INT "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
+    NET_BG=$(echo "$NET_BG" | tr ' ' '\n' | grep -vx "$1" | tr '\n' ' ')
+    local dropped
+    dropped=$(awk '/packets dropped by kernel/ { print $1 }' "$2.err")
+    [ "$dropped" = 0 ] || fail "capture $2 is not complete: $(tr '\n' ' ' < "$2.err")"
+}
+
+# net_pcap_count FILE [FILTER...]: frames in a capture (matching FILTER):
+# lines that start with a timestamp (tcpdump may add hex dump lines).
+net_pcap_count() {
+    local file=$1
+    shift
+    tcpdump -r "$file" -n "$@" 2>/dev/null | grep -c '^[0-9]'
+}
+
+# net_iperf NS ARGS...: iperf3 -J from NS to the lan; JSON in $T/iperf.json.
+net_iperf() {
+    local ns=$1
+    shift
+    ip netns exec "$ns" iperf3 -c 10.77.0.1 -J "$@" > "$T/iperf.json" 2>&1 ||
+        fail "iperf3 from $ns ($*) failed: $(head -c 600 "$T/iperf.json")"
+}
+
+# net_iperf_get VAR KEY: sets VAR to KEY from $T/iperf.json (net/iperf.py).
+net_iperf_get() {
+    local v
+    v=$(python3 "$NETHELP/iperf.py" "$T/iperf.json" "$2" 2>&1) || fail "iperf3 output: $2: $v"
+    printf -v "$1" %s "$v"
+}
+
+# net_lan_rcvbuf_errors: UDP datagrams the lan's stack dropped for want of
+# socket buffer (a slow receiver, not the network).
+net_lan_rcvbuf_errors() {
+    ip netns exec dm-lan awk '$1 == "Udp:" && !h { for (i = 2; i <= NF; i++) k[i] = $i; h = 1; next }
+        $1 == "Udp:" { for (i = 2; i <= NF; i++) if (k[i] == "RcvbufErrors") print $i }' /proc/net/snmp
+}
