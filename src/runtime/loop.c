@@ -345,6 +345,15 @@ int main(void)
             continue;
         if (n < 0)
             dmx_die("epoll_wait: %s", strerror(errno));
+        /* Control messages first: a peer's fault must be seen before a
+         * notification its restarted incarnation sent, which the same batch
+         * may hold (the supervisor reports the fault long before the
+         * restart, so the message is already waiting). */
+        for (int i = 0; i < n; i++)
+            if ((evs[i].data.u32 & 0xf00u) == TAG_CTRL) {
+                ctrl_drain();
+                run_deferred();
+            }
         for (int i = 0; i < n; i++) {
             uint32_t tag = evs[i].data.u32 & 0xf00u, ch = evs[i].data.u32 & 0xffu;
             dmx_stats->events++;
@@ -358,8 +367,6 @@ int main(void)
             } else if (tag == TAG_SERVE) {
                 if (chans[ch].serve_fd >= 0)
                     serve(ch);
-            } else if (tag == TAG_CTRL) {
-                ctrl_drain();
             } else if (tag == TAG_IRQ) {
                 if (notified)
                     notified(ch);

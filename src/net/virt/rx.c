@@ -256,11 +256,24 @@ static void run(void)
     }
 }
 
+/* Every buffer the dead driver held is ours again. */
+static void reclaim_driver(void)
+{
+    for (uint32_t j = 0; j < rxp.count; j++)
+        if (drv_pool.held_by_peer[j]) {
+            drv_pool.held_by_peer[j] = 0;
+            drv_stack[drv_top++] = j;
+        }
+}
+
 static void resync_driver(void)
 {
     uint32_t req = atomic_load_explicit(&drv_sync->request, memory_order_acquire);
     if (req == 0 || req == drv_acked)
         return;
+    /* A new request means the old driver is gone, whether or not its
+     * peer_fault has been seen yet. */
+    reclaim_driver();
     if (attach_driver(true))
         return;
     drv_acked = req;
@@ -281,13 +294,8 @@ void peer_fault(microkit_channel ch, const struct devmux_fault_info *info)
     (void)info;
     if (ch != NET_RXV_CH_DRV)
         return;
-    /* Every buffer the dead driver held is ours again. */
     drv_up = false;
-    for (uint32_t j = 0; j < rxp.count; j++)
-        if (drv_pool.held_by_peer[j]) {
-            drv_pool.held_by_peer[j] = 0;
-            drv_stack[drv_top++] = j;
-        }
+    reclaim_driver();
 }
 
 void peer_ready(microkit_channel ch)

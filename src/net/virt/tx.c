@@ -393,11 +393,22 @@ static void resync_client(unsigned i)
     microkit_notify(NET_TXV_CH_CLIENT0 + i);
 }
 
+/* The driver is gone, and with it every buffer it held. */
+static void reclaim_driver(void)
+{
+    for (uint32_t j = 0; j < dma_count; j++)
+        if (drv_pool.held_by_peer[j]) {
+            drv_pool.held_by_peer[j] = 0;
+            unref(j);
+        }
+}
+
 static void resync_driver(void)
 {
     uint32_t req = atomic_load_explicit(&drv_sync->request, memory_order_acquire);
     if (req == 0 || req == drv_acked)
         return;
+    reclaim_driver(); /* a new request means the old driver is gone */
     if (attach_driver(true))
         return;
     drv_acked = req;
@@ -419,13 +430,8 @@ void peer_fault(microkit_channel ch, const struct devmux_fault_info *info)
 {
     (void)info;
     if (ch == NET_TXV_CH_DRV) {
-        /* The driver is gone, and with it every buffer it held. */
         drv_up = false;
-        for (uint32_t j = 0; j < dma_count; j++)
-            if (drv_pool.held_by_peer[j]) {
-                drv_pool.held_by_peer[j] = 0;
-                unref(j);
-            }
+        reclaim_driver();
     } else if (ch >= NET_TXV_CH_CLIENT0 && ch < NET_TXV_CH_CLIENT0 + pol.n) {
         clients[ch - NET_TXV_CH_CLIENT0].up = false;
     }
