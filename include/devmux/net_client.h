@@ -7,7 +7,8 @@
  * Threads: the receive calls (net_client_rx*) belong to one thread and the
  * transmit calls (net_client_tx*) to one thread, which may be another
  * (lwIP transmits from its tcpip thread).  net_client_notified() runs on the
- * component's event loop and touches neither queue.
+ * component's event loop; it attaches a pair only while the `waiting` bit of
+ * that pair keeps the rx and tx calls away from it.
  */
 #ifndef DEVMUX_NET_CLIENT_H
 #define DEVMUX_NET_CLIENT_H

@@ -10,6 +10,8 @@
  *   - write after handover: a valid frame is handed over, then its source
  *     MAC is flipped to `spoof_mac` and back while the tx virtualiser may be
  *     copying it.  No frame with spoof_mac may ever reach the wire;
+ *   - whole rings of garbage: every free tx.active slot a zero-length frame,
+ *     every free rx.free slot a junk descriptor;
  *   - `flood` valid frames per round to `flood_dst` (0: none).
  *
  * It logs one line per round type the first time, so tests can see it ran.
@@ -46,13 +48,26 @@ static void frame(uint8_t *f, const uint8_t *src, uint32_t len)
     memset(f + 14, 0x5a, len - 14);
 }
 
-/* A buffer index to use: recycled ones from tx.free, else round-robin. */
-static uint32_t some_buffer(void)
+/* The garbage rounds use the lower half of the transmit buffers, the flood
+ * the upper half, round-robin: by the time the flood comes back to a buffer
+ * the tx virtualiser has long handed it back.  tx.free is drained and
+ * ignored every round. */
+static void drain_tx_free(void)
 {
     struct dmq_desc d;
-    if (dmq_dequeue(&tx_free, &d) >= 0 && d.offset % bsz == 0 && d.offset / bsz < count)
-        return (uint32_t)(d.offset / bsz);
-    return next_buf++ % count;
+    while (dmq_dequeue(&tx_free, &d) >= 0)
+        ;
+}
+
+static uint32_t some_buffer(void)
+{
+    return next_buf++ % (count / 2);
+}
+
+static uint32_t flood_buffer(void)
+{
+    static uint32_t next;
+    return count / 2 + next++ % (count - count / 2);
 }
 
 static void put(uint64_t off, uint32_t len)
@@ -65,15 +80,16 @@ static void put(uint64_t off, uint32_t len)
 
 static void attack(void)
 {
-    unsigned r = round_no++ % 6;
+    unsigned r = round_no++ % 7;
     /* Undo the previous round's index jump: it stayed visible for a whole
      * period. */
     atomic_store(&ring_of(&tx_active)->tail, tx_active.tail);
+    drain_tx_free();
     switch (r) {
     case 0: { /* index jump, then back */
         atomic_store(&ring_of(&tx_active)->tail, tx_active.tail + 0x10000u);
         microkit_notify(NET_CLIENT_CH_TX);
-        if (round_no <= 6)
+        if (round_no <= 7)
             devmux_log("%s: attack round 0 done", me);
         return;
     }
@@ -115,15 +131,27 @@ static void attack(void)
         memcpy(f + 6, spoof, 6);
         break;
     }
+    case 5: { /* whole rings of garbage: bad lengths on tx, junk on rx.free */
+        uint32_t b = some_buffer();
+        while (dmq_space(&tx_active))
+            put((uint64_t)b * bsz, 0);
+        struct dmq_desc junk = {.offset = 1, .len = bsz};
+        while (dmq_space(&rx_free))
+            dmq_put(&rx_free, &junk);
+        if (dmq_publish(&rx_free))
+            microkit_notify(NET_CLIENT_CH_RX);
+        microkit_notify(NET_CLIENT_CH_RX);
+        break;
+    }
     default:
         for (uint64_t i = 0; i < flood; i++) {
-            uint32_t b = some_buffer();
+            uint32_t b = flood_buffer();
             frame(tx_buf + (size_t)b * bsz, mac, 1000);
             put((uint64_t)b * bsz, 1000);
         }
         break;
     }
-    if (round_no <= 6)
+    if (round_no <= 7)
         devmux_log("%s: attack round %u done", me, r);
     if (dmq_publish(&tx_active))
         microkit_notify(NET_CLIENT_CH_TX);

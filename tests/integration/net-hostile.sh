@@ -33,7 +33,7 @@ YAML
       - name: h
         program: net-hostile
         mac: "02:00:00:00:00:0d"
-        config: {period_ms: 2, flood: 16, spoof_mac: "02:00:00:00:00:ee", flood_dst: "02:00:00:00:00:ff"}
+        config: {period_ms: 2, flood: 64, spoof_mac: "02:00:00:00:00:ee", flood_dst: "02:00:00:00:00:ff"}
         rate: {bits: 10M, burst: 32K}
 YAML
 }
@@ -67,7 +67,7 @@ stop >/dev/null || true
 # Now with the hostile client beside it.
 system hostile 1 > "$T/sys.yaml"
 start "$T/sys.yaml"
-wait_log "\[h\] h: attack round 5 done"
+wait_log "\[h\] h: attack round 6 done"
 "$LAB" addr $P-a 10.77.0.10/24
 ip netns exec $P-a ping -c 2 -W 2 10.77.0.1 >/dev/null || fail "a cannot reach the lan"
 ip netns exec $P-lan tcpdump -ni eth0 -w "$T/wire.pcap" ether src 02:00:00:00:00:ee 2>/dev/null &

@@ -63,9 +63,13 @@ static int attach_client(bool fresh)
         return -1;
     dmq_set_fault_handler(&cl_free.q, on_fault, NULL);
     dmq_set_fault_handler(&cl_active.q, on_fault, NULL);
+    struct dmq_pool fresh_pool;
+    if (dmq_pool_init(&fresh_pool, (size_t)cl_count * cl_size, cl_size, cl_count, true))
+        return -1;
     dmq_pool_fini(&cl_pool);
+    cl_pool = fresh_pool;
     top = 0;
-    return dmq_pool_init(&cl_pool, (size_t)cl_count * cl_size, cl_size, cl_count, true);
+    return 0;
 }
 
 void init(void)
@@ -95,13 +99,21 @@ fail:
     abort();
 }
 
+static bool wake_client, wake_virt;
+
+/* Bounded by descriptors taken, not buffers accepted: a client feeding
+ * garbage into rx.free must not keep us here. */
 static void take_client_buffers(void)
 {
     struct dmq_desc d;
     uint32_t i;
-    while (top < cl_count && dmq_dequeue(&cl_free, &d) >= 0)
+    int r;
+    for (uint32_t n = 0;
+         n <= cl_free.q.mask && top < cl_count && (r = dmq_dequeue(&cl_free, &d)) >= 0; n++) {
+        wake_client |= r == 1;
         if (dmq_pool_accept(&cl_pool, &cl_free.q, &d, &i))
             stack[top++] = i;
+    }
 }
 
 static void copy_one(const struct dmq_desc *d)
@@ -144,14 +156,17 @@ static void run(void)
         struct dmq_desc d;
         if (cl_up)
             take_client_buffers();
-        while (dmq_space(&virt_free) && dmq_dequeue(&virt_active, &d) >= 0) {
+        int r;
+        while (dmq_space(&virt_free) && (r = dmq_dequeue(&virt_active, &d)) >= 0) {
+            wake_virt |= r == 1;
             copy_one(&d);
             dmq_put(&virt_free, &d); /* the reference goes back unchanged */
         }
-        if (dmq_publish(&virt_free) | dmq_release(&virt_active))
+        if (dmq_publish(&virt_free) | dmq_release(&virt_active) | wake_virt)
             microkit_notify(NET_COPY_CH_VIRT);
-        if (cl_up && (dmq_publish(&cl_active) | dmq_release(&cl_free)))
+        if (cl_up && (dmq_publish(&cl_active) | dmq_release(&cl_free) | wake_client))
             microkit_notify(NET_COPY_CH_CLIENT);
+        wake_virt = wake_client = false;
         /* Client buffers are fetched when a frame needs one, so only the
          * rx virtualiser's queue wakes us. */
         more = dmq_consumer_sleep(&virt_active);

@@ -81,7 +81,9 @@ void notified(microkit_channel ch)
     }
     bool was_ready = net_client_ready(&cl);
     net_client_notified(&cl, ch);
-    if (ch == NET_CLIENT_CH_TX && (tx_blocked || !was_ready))
+    /* Whichever acknowledgement completed a restart handshake, the TAP's
+     * interrupt may be waiting unacknowledged since before it. */
+    if ((ch == NET_CLIENT_CH_TX && tx_blocked) || (!was_ready && net_client_ready(&cl)))
         from_tap();
     if (ch == NET_CLIENT_CH_RX)
         to_tap();

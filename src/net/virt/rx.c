@@ -19,14 +19,14 @@
 struct copier {
     struct dmq_producer active;
     struct dmq_consumer free;
-    bool notify;
+    bool notify, wake;
 };
 
 /* One shared buffer pool: rx_dma (from the driver) or tx_dma (local). */
 struct pool {
     const uint8_t *base;
     uint32_t size, count;
-    uint8_t *refs; /* copiers holding each buffer */
+    uint64_t *holders; /* per buffer: bit k set while copier k holds it */
 };
 
 static struct net_policy pol;
@@ -63,8 +63,8 @@ static int pool_init(struct pool *p, const char *region)
     p->base = it->addr;
     p->size = it->elem;
     p->count = it->count;
-    p->refs = calloc(p->count, 1);
-    return p->refs ? 0 : -1;
+    p->holders = calloc(p->count, sizeof(*p->holders));
+    return p->holders ? 0 : -1;
 }
 
 static int attach_driver(bool fresh)
@@ -160,13 +160,13 @@ static unsigned deliver(struct pool *p, uint32_t j, uint32_t len, int src, bool 
         }
         dmq_put(&copiers[k].active, &d);
         copiers[k].notify = true;
+        p->holders[j] |= 1ull << k;
         cc->packets++;
         cc->bytes += len;
         taken++;
     }
     if (!matched && !net_mac_is_multicast(f))
         in->drops[NET_DROP_UNKNOWN_DST]++;
-    p->refs[j] = (uint8_t)taken;
     return taken;
 }
 
@@ -177,17 +177,19 @@ static void local_done(uint32_t j)
         dmq_put(&local_free, &d);
 }
 
-/* A copier gave a reference back. */
+/* Copier k gave its reference back.  Only a reference it holds counts, so
+ * a copier returning one twice cannot free a buffer another still reads. */
 static void release(unsigned k, const struct dmq_desc *d)
 {
     bool tx = d->meta & NET_META_TX_POOL;
     struct pool *p = tx ? &txp : &rxp;
     uint64_t j = d->offset / p->size;
-    if (d->offset % p->size || j >= p->count || p->refs[j] == 0) {
+    if (d->offset % p->size || j >= p->count || !(p->holders[j] >> k & 1u)) {
         on_fault(&stats->client[k], DMQ_FAULT_DESC, "copy.free", d->offset, d->meta);
         return;
     }
-    if (--p->refs[j])
+    p->holders[j] &= ~(1ull << k);
+    if (p->holders[j])
         return;
     if (tx)
         local_done((uint32_t)j);
@@ -201,10 +203,18 @@ static void run(void)
     while (more) {
         more = false;
         struct dmq_desc d;
-        for (unsigned k = 0; k < pol.n; k++)
-            while (dmq_dequeue(&copiers[k].free, &d) >= 0)
+        int r;
+        bool wake_drv = false, wake_local = false;
+        for (unsigned k = 0; k < pol.n; k++) {
+            /* At most a ring's worth: a copier cannot keep us here. */
+            for (uint32_t m = 0;
+                 m <= copiers[k].free.q.mask && (r = dmq_dequeue(&copiers[k].free, &d)) >= 0; m++) {
+                copiers[k].wake |= r == 1;
                 release(k, &d);
-        for (unsigned n = 0; drv_up && n < BATCH && dmq_dequeue(&drv_active, &d) >= 0; n++) {
+            }
+        }
+        for (unsigned n = 0; drv_up && n < BATCH && (r = dmq_dequeue(&drv_active, &d)) >= 0; n++) {
+            wake_drv |= r == 1;
             uint32_t j;
             uint32_t len = d.len;
             if (!dmq_pool_accept(&drv_pool, &drv_active.q, &d, &j))
@@ -218,10 +228,11 @@ static void run(void)
                 drv_stack[drv_top++] = j;
             more = n + 1 == BATCH;
         }
-        for (unsigned n = 0; n < BATCH && dmq_dequeue(&local_active, &d) >= 0; n++) {
+        for (unsigned n = 0; n < BATCH && (r = dmq_dequeue(&local_active, &d)) >= 0; n++) {
+            wake_local |= r == 1;
             uint64_t j = d.offset / txp.size;
             int src = NET_META_SRC(d.meta);
-            if (d.offset % txp.size || j >= txp.count || d.len > txp.size || txp.refs[j] ||
+            if (d.offset % txp.size || j >= txp.count || d.len > txp.size || txp.holders[j] ||
                 src < 0 || (unsigned)src >= pol.n || d.len < NET_MIN_FRAME) {
                 on_fault(&stats->local, DMQ_FAULT_DESC, "local.active", d.offset, d.meta);
                 continue;
@@ -231,13 +242,14 @@ static void run(void)
             more = n + 1 == BATCH;
         }
         give_driver();
-        if (drv_up && (dmq_publish(&drv_free) | dmq_release(&drv_active)))
+        if (drv_up && (dmq_publish(&drv_free) | dmq_release(&drv_active) | wake_drv))
             microkit_notify(NET_RXV_CH_DRV);
-        if (dmq_publish(&local_free) | dmq_release(&local_active))
+        if (dmq_publish(&local_free) | dmq_release(&local_active) | wake_local)
             microkit_notify(NET_RXV_CH_LOCAL);
         for (unsigned k = 0; k < pol.n; k++) {
             struct copier *c = &copiers[k];
-            bool wake = dmq_release(&c->free);
+            bool wake = dmq_release(&c->free) | c->wake;
+            c->wake = false;
             if (c->notify)
                 wake |= dmq_publish(&c->active);
             c->notify = false;

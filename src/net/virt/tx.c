@@ -34,7 +34,11 @@ struct client {
     bool throttled;   /* the pending frame was already counted as throttled */
     struct dmq_desc pending;
     uint32_t pending_idx;
-    uint64_t tokens_bits, last_ns;
+    /* Token bucket in bit-nanoseconds per second (bits x 1e9), so that time
+     * converts to tokens exactly and no remainder is ever lost, however
+     * often the bucket is looked at. */
+    unsigned __int128 tokens;
+    uint64_t last_ns;
     uint32_t inflight; /* tx_dma buffers holding its frames */
     bool notify_free;
     struct net_ratelog log;
@@ -100,9 +104,11 @@ static int attach_client(unsigned i, bool fresh)
         return -1;
     dmq_set_fault_handler(&c->active.q, on_client_fault, c);
     dmq_set_fault_handler(&c->free.q, on_client_fault, c);
-    dmq_pool_fini(&c->pool);
-    if (dmq_pool_init(&c->pool, (size_t)c->count * c->buf_size, c->buf_size, c->count, true))
+    struct dmq_pool fresh_pool;
+    if (dmq_pool_init(&fresh_pool, (size_t)c->count * c->buf_size, c->buf_size, c->count, true))
         return -1;
+    dmq_pool_fini(&c->pool);
+    c->pool = fresh_pool;
     c->has_pending = false;
     return 0;
 }
@@ -152,14 +158,14 @@ void init(void)
         const struct devmux_item *b =
             net_item(pol.c[i].name, NET_REGION_CLIENT_TX, NET_ITEM_BUFFERS);
         const struct devmux_item *s = net_item(pol.c[i].name, NET_REGION_CLIENT_TX, NET_ITEM_SYNC);
-        if (!b || !s)
+        if (!b || !s || b->elem < NET_MAX_FRAME || s->size < NET_SYNC_BYTES)
             goto fail;
         c->buffers = b->addr;
         c->buf_size = b->elem;
         c->count = b->count;
         c->sync = s->addr;
         c->up = true;
-        c->tokens_bits = pol.c[i].burst * 8;
+        c->tokens = (unsigned __int128)pol.c[i].burst * 8 * 1000000000u;
         c->last_ns = devmux_now_ns();
         if (attach_client(i, false))
             goto fail;
@@ -178,16 +184,18 @@ static bool rate_allows(unsigned i, uint32_t len, uint64_t *wait_ns)
     uint64_t rate = pol.c[i].rate_bps;
     if (!rate)
         return true;
-    uint64_t now = devmux_now_ns(), cap = pol.c[i].burst * 8;
-    unsigned __int128 add = (unsigned __int128)(now - c->last_ns) * rate / 1000000000u;
+    const unsigned __int128 ns_per_s = 1000000000u;
+    uint64_t now = devmux_now_ns();
+    unsigned __int128 cap = (unsigned __int128)pol.c[i].burst * 8 * ns_per_s;
+    unsigned __int128 add = (unsigned __int128)(now - c->last_ns) * rate;
     c->last_ns = now;
-    c->tokens_bits = add + c->tokens_bits > cap ? cap : c->tokens_bits + (uint64_t)add;
-    uint64_t need = (uint64_t)len * 8;
-    if (c->tokens_bits >= need) {
-        c->tokens_bits -= need;
+    c->tokens = add >= cap - c->tokens ? cap : c->tokens + add;
+    unsigned __int128 need = (unsigned __int128)len * 8 * ns_per_s;
+    if (c->tokens >= need) {
+        c->tokens -= need;
         return true;
     }
-    *wait_ns = (uint64_t)((unsigned __int128)(need - c->tokens_bits) * 1000000000u / rate) + 1;
+    *wait_ns = (uint64_t)((need - c->tokens + rate - 1) / rate);
     return false;
 }
 
@@ -262,19 +270,40 @@ static void route(unsigned i, uint32_t j, uint32_t len)
         free_stack[free_top++] = j;
 }
 
+static bool wake_drv, wake_local; /* a dequeue found the producer waiting */
+
 static void reclaim(void)
 {
     struct dmq_desc d;
     uint32_t j;
-    while (drv_up && dmq_dequeue(&drv_free, &d) >= 0)
+    int r;
+    for (uint32_t n = 0; drv_up && n <= drv_free.q.mask && (r = dmq_dequeue(&drv_free, &d)) >= 0;
+         n++) {
+        wake_drv |= r == 1;
         if (dmq_pool_accept(&drv_pool, &drv_free.q, &d, &j))
             unref(j);
-    while (dmq_dequeue(&local_free, &d) >= 0)
+    }
+    for (uint32_t n = 0; n <= local_free.q.mask && (r = dmq_dequeue(&local_free, &d)) >= 0; n++) {
+        wake_local |= r == 1;
         if (dmq_pool_accept(&local_pool, &local_free.q, &d, &j))
             unref(j);
+    }
 }
 
-/* Take up to BATCH frames from client i.  Returns true if it has more. */
+/* The client's buffer idx is free again: hand it back on tx.free.  An honest
+ * client always has room there (the ring holds all its buffers); one that
+ * does not drain tx.free simply does not get the buffer back. */
+static void give_back(struct client *c, uint32_t idx)
+{
+    if (!dmq_space(&c->free))
+        return;
+    struct dmq_desc back = {.offset = (uint64_t)idx * c->buf_size, .len = 0};
+    dmq_put(&c->free, &back);
+    dmq_pool_give(&c->pool, idx);
+    c->notify_free = true;
+}
+
+/* Take up to BATCH descriptors from client i.  Returns true if it has more. */
 static bool serve_client(unsigned i, uint64_t *wake_ns)
 {
     struct client *c = &clients[i];
@@ -289,16 +318,16 @@ static bool serve_client(unsigned i, uint64_t *wake_ns)
             uint32_t len = d.len;
             if (d.len > c->buf_size)
                 d.len = c->buf_size; /* take the buffer back; the length is judged below */
+            /* Every descriptor taken counts against the batch, good or
+             * bad: garbage must not buy a client a longer turn. */
+            n++;
             if (!dmq_pool_accept(&c->pool, &c->active.q, &d, &idx))
                 continue;
             if (len < NET_MIN_FRAME || len > NET_MAX_FRAME) {
                 stats->client[i].drops[NET_DROP_BAD_LEN]++;
                 net_log_limited(&c->log, "client %s: frame of %u bytes; expected %d..%d; dropped",
                                 pol.c[i].name, len, NET_MIN_FRAME, NET_MAX_FRAME);
-                struct dmq_desc back = {.offset = d.offset, .len = 0};
-                dmq_put(&c->free, &back);
-                dmq_pool_give(&c->pool, idx);
-                c->notify_free = true;
+                give_back(c, idx);
                 continue;
             }
             c->pending = d;
@@ -319,14 +348,10 @@ static bool serve_client(unsigned i, uint64_t *wake_ns)
         }
         uint32_t j = free_stack[--free_top];
         memcpy(dma + (size_t)j * dma_size, c->buffers + c->pending.offset, c->pending.len);
-        struct dmq_desc back = {.offset = c->pending.offset, .len = 0};
-        dmq_put(&c->free, &back);
-        dmq_pool_give(&c->pool, c->pending_idx);
-        c->notify_free = true;
+        give_back(c, c->pending_idx);
         c->has_pending = false;
         c->throttled = false;
         route(i, j, c->pending.len);
-        n++;
     }
     return true;
 }
@@ -346,10 +371,11 @@ static void run(void)
                 more = true;
         }
         rr = (rr + 1) % pol.n;
-        if (drv_up && dmq_publish(&drv_active))
+        if (drv_up && (dmq_publish(&drv_active) | wake_drv))
             microkit_notify(NET_TXV_CH_DRV);
-        if (dmq_publish(&local_active))
+        if (dmq_publish(&local_active) | wake_local)
             microkit_notify(NET_TXV_CH_LOCAL);
+        wake_drv = wake_local = false;
         for (unsigned i = 0; i < pol.n; i++) {
             struct client *c = &clients[i];
             if (!c->up)
@@ -432,6 +458,7 @@ void peer_fault(microkit_channel ch, const struct devmux_fault_info *info)
     if (ch == NET_TXV_CH_DRV) {
         drv_up = false;
         reclaim_driver();
+        run(); /* the buffers it held may unblock clients (local frames) */
     } else if (ch >= NET_TXV_CH_CLIENT0 && ch < NET_TXV_CH_CLIENT0 + pol.n) {
         clients[ch - NET_TXV_CH_CLIENT0].up = false;
     }
