@@ -135,6 +135,7 @@ typedef void (*key_fn)(struct ctx *c, const char *key, yaml_node_t *val, void *o
 static void for_keys(struct ctx *c, yaml_node_t *map, const char *what, const char *const *allowed,
                      key_fn fn, void *obj)
 {
+    uint64_t seen = 0;
     for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
          p++) {
         yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
@@ -142,29 +143,27 @@ static void for_keys(struct ctx *c, yaml_node_t *map, const char *what, const ch
         if (!expect(c, k, YAML_SCALAR_NODE, "a key"))
             continue;
         const char *key = scalar(k);
-        bool dup = false;
-        for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
-            yaml_node_t *k2 = yaml_document_get_node(c->doc, q->key);
-            if (k2->type == YAML_SCALAR_NODE && !strcmp(scalar(k2), key))
-                dup = true;
-        }
-        if (dup) {
-            sdf_error(c->errs, loc_of(k), "key '%s' repeated in %s; expected each key once", key,
-                      what);
-            continue;
-        }
-        bool ok = false;
-        for (const char *const *a = allowed; *a; a++)
-            ok |= !strcmp(*a, key);
-        if (!ok) {
+        const char *const *a = allowed;
+        while (*a && strcmp(*a, key))
+            a++;
+        if (!*a) {
             char list[512] = "";
-            for (const char *const *a = allowed; *a; a++)
+            for (const char *const *b = allowed; *b; b++)
                 snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
-                         a == allowed ? "" : ", ", *a);
+                         b == allowed ? "" : ", ", *b);
             sdf_error(c->errs, loc_of(k), "unknown key '%s' in %s; expected one of: %s", key, what,
                       list);
             continue;
         }
+        /* Only an allowed key can repeat meaningfully, and there are few of
+         * them: one bit each keeps a map of any size linear. */
+        uint64_t bit = 1ull << ((a - allowed) & 63);
+        if (seen & bit) {
+            sdf_error(c->errs, loc_of(k), "key '%s' repeated in %s; expected each key once", key,
+                      what);
+            continue;
+        }
+        seen |= bit;
         fn(c, key, v, obj);
     }
 }
@@ -366,11 +365,12 @@ static char *get_ifname(struct ctx *c, yaml_node_t *v, const char *what)
     size_t n = strlen(s);
     bool ok = n >= 1 && n <= 15 && strcmp(s, ".") && strcmp(s, "..");
     for (size_t i = 0; ok && i < n; i++)
-        ok = s[i] != '/' && s[i] != ':' && (unsigned char)s[i] > 0x20 && s[i] != 0x7f;
+        ok = s[i] != '/' && s[i] != ':' && (unsigned char)s[i] > 0x20 &&
+             (unsigned char)s[i] < 0x7f; /* Linux takes 0xa0 for a blank, too */
     if (!ok) {
         sdf_error(c->errs, loc_of(v),
-                  "%s '%s' is not a valid interface name; expected 1 to 15 characters without "
-                  "'/', ':', blanks or control characters, and not '.' or '..'",
+                  "%s '%s' is not a valid interface name; expected 1 to 15 printable ASCII "
+                  "characters other than '/' and ':', and not '.' or '..'",
                   what, s);
         return NULL;
     }
@@ -546,7 +546,13 @@ static void component_key(struct ctx *c, const char *key, yaml_node_t *v, void *
     } else if (!strcmp(key, "config")) {
         if (!expect(c, v, YAML_MAPPING_NODE, "config"))
             return;
-        /* Any key is allowed in a config; for_keys still rejects repeats. */
+        size_t npairs = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
+        if (npairs > SDF_MAX_CONFIG_KEYS) {
+            sdf_error(c->errs, loc_of(v), "config has %zu keys; expected at most %d", npairs,
+                      SDF_MAX_CONFIG_KEYS);
+            return;
+        }
+        /* Any key is allowed in a config; repeats are still rejected. */
         for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top;
              p++) {
             yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
@@ -701,6 +707,13 @@ static void region_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj
     } else if (!strcmp(key, "map")) {
         if (!expect(c, v, YAML_SEQUENCE_NODE, "map"))
             return;
+        size_t nmaps = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+        if (nmaps > SDF_MAX_COMPONENTS) {
+            sdf_error(c->errs, loc_of(v),
+                      "map has %zu entries; expected at most %d (one per component)", nmaps,
+                      SDF_MAX_COMPONENTS);
+            return;
+        }
         for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
              it++) {
             yaml_node_t *n = yaml_document_get_node(c->doc, *it);
@@ -919,6 +932,12 @@ static void client_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj
     } else if (!strcmp(key, "peers")) {
         if (!expect(c, v, YAML_SEQUENCE_NODE, "peers"))
             return;
+        if (v->data.sequence.items.top - v->data.sequence.items.start >= NET_MAX_CLIENTS) {
+            sdf_error(c->errs, loc_of(v), "peers lists %d names; expected at most %d",
+                      (int)(v->data.sequence.items.top - v->data.sequence.items.start),
+                      NET_MAX_CLIENTS - 1);
+            return;
+        }
         for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
              it++) {
             yaml_node_t *e = yaml_document_get_node(c->doc, *it);
@@ -979,6 +998,17 @@ static void driver_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj
 {
     struct sdf_net_spec *net = obj;
     component_key(c, key, v, &net->driver);
+    if (strcmp(key, "config") || v->type != YAML_MAPPING_NODE)
+        return;
+    for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+        if (k->type == YAML_SCALAR_NODE &&
+            (!strcmp(scalar(k), "net") || !strcmp(scalar(k), "interface")))
+            sdf_error(c->errs, loc_of(k),
+                      "config key '%s' is set by the network; expected other keys (net and "
+                      "interface are given to the driver)",
+                      scalar(k));
+    }
 }
 
 static void network_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj)

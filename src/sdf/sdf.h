@@ -15,18 +15,19 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define SDF_NAME_MAX       63
-#define SDF_MAX_CHANNEL    62 /* channel ids are 0..62, as in Microkit */
-#define SDF_PAGE           4096u
-#define SDF_MAX_COMPONENTS 1024
-#define SDF_MAX_REGIONS    4096
-#define SDF_MAX_CHANNELS   8192
-#define SDF_MAX_ERRORS     100 /* more are summarised, not listed */
-#define SDF_MAX_FILE       (1 << 20)
-#define SDF_MAX_DEPTH      16
-#define SDF_MAX_MESSAGE    400               /* bytes of one error message, quotes included */
-#define SDF_MIN_VADDR      0x10000ull        /* Linux's usual mmap_min_addr */
-#define SDF_MAX_VADDR      0x7ffffffff000ull /* end of 47-bit user space */
+#define SDF_NAME_MAX        63
+#define SDF_MAX_CHANNEL     62 /* channel ids are 0..62, as in Microkit */
+#define SDF_PAGE            4096u
+#define SDF_MAX_COMPONENTS  1024
+#define SDF_MAX_REGIONS     4096
+#define SDF_MAX_CHANNELS    8192
+#define SDF_MAX_CONFIG_KEYS 4096 /* more could never fit the 16 KiB a component gets */
+#define SDF_MAX_ERRORS      100  /* more are summarised, not listed */
+#define SDF_MAX_FILE        (1 << 20)
+#define SDF_MAX_DEPTH       16
+#define SDF_MAX_MESSAGE     400               /* bytes of one error message, quotes included */
+#define SDF_MIN_VADDR       0x10000ull        /* Linux's usual mmap_min_addr */
+#define SDF_MAX_VADDR       0x7ffffffff000ull /* end of 47-bit user space */
 
 struct sdf_loc {
     int line, col; /* 1-based; 0 when unknown */

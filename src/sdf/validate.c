@@ -298,6 +298,32 @@ static void check_devices(const struct sdf_system *sys, struct sdf_errors *errs)
     }
 }
 
+/* Two TAP devices with one name in one namespace: the second could never
+ * be created.  (Quadratic, but over at most 8 devices per component.) */
+static void check_tap_names(const struct sdf_system *sys, struct sdf_errors *errs)
+{
+    for (size_t i = 0; i < sys->ncomps; i++)
+        for (size_t d = 0; d < sys->comps[i].ndevices; d++) {
+            const struct sdf_device *a = &sys->comps[i].devices[d];
+            if (a->kind != SDF_DEV_TAP || !a->ifname)
+                continue;
+            bool dup = false;
+            for (size_t j = 0; j <= i && !dup; j++)
+                for (size_t e = 0; e < (j == i ? d : sys->comps[j].ndevices) && !dup; e++) {
+                    const struct sdf_device *b = &sys->comps[j].devices[e];
+                    dup = b->kind == SDF_DEV_TAP && b->ifname && !strcmp(a->ifname, b->ifname) &&
+                          !strcmp(a->netns ? a->netns : "", b->netns ? b->netns : "");
+                    if (dup)
+                        sdf_error(errs, a->loc,
+                                  "TAP interface '%s' in namespace %s is also created for "
+                                  "component '%s' (line %d); expected one interface per name "
+                                  "and namespace",
+                                  a->ifname, a->netns ? a->netns : "(ours)", sys->comps[j].name,
+                                  b->loc.line);
+                }
+        }
+}
+
 /* What one component is granted must fit the boot information the
  * supervisor hands it (src/runtime/abi.h); refuse rather than truncate. */
 static void check_component_limits(const struct sdf_system *sys, struct sdf_errors *errs)
@@ -435,6 +461,7 @@ void sdf_validate(struct sdf_system *sys, const struct sdf_options *opt, struct 
     check_regions(sys, errs);
     check_channels(sys, errs);
     check_devices(sys, errs);
+    check_tap_names(sys, errs);
     check_component_limits(sys, errs);
     if (!errs->n)
         check_pp_cycles(sys, errs);
