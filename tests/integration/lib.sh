@@ -144,7 +144,7 @@ wait_count() {
 net_require() {
     [ "$(id -u)" = 0 ] || fail "network tests need root (netns, TAP, AF_PACKET)"
     local t
-    for t in ip iperf3 tcpdump ping ethtool python3 sysctl; do
+    for t in ip iperf3 tcpdump ping ethtool python3 sysctl curl; do
         command -v "$t" >/dev/null 2>&1 || fail "network tests need '$t' (scripts/setup installs it)"
     done
     NETLAB=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/scripts/net-lab

@@ -81,6 +81,21 @@ for ns in dm-a dm-b; do
     ok "$ns: UDP to the lan: the receiver got $got of $sent datagrams"
 done
 
+# HTTP with an unmodified curl: a 2 MiB file from a web server on the lan.
+mkdir -p "$T/www"
+head -c 2097152 /dev/urandom > "$T/www/blob"
+ip netns exec dm-lan python3 -m http.server 8080 --bind 10.77.0.1 --directory "$T/www" \
+    >/dev/null 2>&1 &
+HTTPD=$!
+for ns in dm-a dm-b; do
+    got=$(timeout 60 ip netns exec "$ns" curl -sf --retry 5 --retry-connrefused --retry-delay 1 \
+        http://10.77.0.1:8080/blob | sha256sum | cut -d' ' -f1)
+    [ "$got" = "$(sha256sum < "$T/www/blob" | cut -d' ' -f1)" ] ||
+        fail "$ns: curl fetched a file whose sha256 is ${got:-nothing}, not the lan's"
+    ok "$ns: curl fetches a 2 MiB file over HTTP from the lan, byte for byte"
+done
+kill $HTTPD 2>/dev/null; wait $HTTPD 2>/dev/null
+
 # ---- 2: the lwIP client c: ICMP, UDP echo, TCP echo -----------------------
 ping_all dm-lan 10.77.0.30 3
 ok "dm-lan pings the lwIP client c (3 of 3)"
