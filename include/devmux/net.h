@@ -57,7 +57,7 @@ enum {
  * <net>.local        active free                 tx virt, rx virt
  * <net>.rx_stats     stats                       rx virt
  * <net>.tx_stats     stats                       tx virt
- * <net>.<c>.copy     active free stats           rx virt, copier c
+ * <net>.<c>.copy     active free stats sync      rx virt, copier c
  * <net>.<c>.rx       free active sync buffers    client c, copier c
  * <net>.<c>.tx       active free sync buffers    client c, tx virt
  *
@@ -97,26 +97,36 @@ enum {
 #define NET_META_SRC(meta) ((int)((meta)&0xffffu) - 1)
 
 /* ---- restart handshake ---------------------------------------------------
- * One side of each queue pair may restart while the other runs on: the
- * driver (its virtualisers survive) and a client (its copier and the tx
- * virtualiser survive).  The survivor owns the queue state.  A restarted
- * component (devmux_restarts() > 0) must not touch the pair until:
- *   1. it stores its restart count in sync.request and notifies;
+ * Either side of a queue pair may restart while the other runs on: the
+ * driver (its virtualisers survive), a client (its copier and the tx
+ * virtualiser survive), a copier (the rx virtualiser and its client
+ * survive).  The survivor owns the queue state.  A restarted component
+ * (devmux_restarts() > 0) must not touch the pair until:
+ *   1. it stores its restart count in its request word and notifies;
  *   2. the survivor, on peer_ready() (or that notification), stops using the
  *      pair, zeroes both ring headers, takes back every buffer the dead side
- *      held, stores the same value in sync.ack and notifies;
- *   3. the restarted side sees ack == request, attaches with fresh = false
- *      and starts over (a client gives all its buffers again; the driver
- *      waits for free buffers).
+ *      held, stores the same value in the matching ack word and notifies;
+ *   3. the restarted side sees ack == request and attaches with
+ *      fresh = false (a client gives all its buffers again; the driver waits
+ *      for free buffers; a copier waits for the client's buffers).
+ * `request`/`ack` serve the restart of the side further from the wire (the
+ * driver in drv_*, the copier in copy, the client in rx/tx); `up_request`/
+ * `up_ack` the restart of the side nearer the wire where that side is not
+ * the pool's owner (the copier, in the client's rx region).
  * On first start the regions are zero, so everyone attaches with
- * fresh = false without a handshake. */
+ * fresh = false without a handshake; a component starting takes the acks
+ * already in memory as done, so it never replays an old request. */
 struct net_sync {
     _Atomic uint32_t request; /* written by the restartable side */
     uint8_t pad0[60];
     _Atomic uint32_t ack; /* written by the survivor */
     uint8_t pad1[60];
+    _Atomic uint32_t up_request; /* written by the copier, in a client's rx region */
+    uint8_t pad2[60];
+    _Atomic uint32_t up_ack; /* written by the client */
+    uint8_t pad3[60];
 };
-#define NET_SYNC_BYTES 128
+#define NET_SYNC_BYTES 256
 
 /* ---- counters ------------------------------------------------------------
  * Each counter block has exactly one writer; `devmux ctl net` reads them

@@ -37,6 +37,8 @@ struct net_client {
     uint32_t tx_count;
     struct net_sync *tx_sync;
     uint32_t *tx_stack, tx_top; /* transmit buffers we hold, as indices */
+    uint8_t *rx_out;            /* per rx buffer: 1 while the application has it */
+    uint32_t up_acked;          /* copier restart last acknowledged */
     /* restart handshake: bit 0 rx pair, bit 1 tx pair still waiting */
     _Atomic unsigned waiting;
     uint32_t request;
@@ -55,7 +57,8 @@ bool net_client_ready(const struct net_client *c);
 /* Call from notified(ch) for NET_CLIENT_CH_RX and NET_CLIENT_CH_TX.  Returns
  * true if ch belonged to the client.  Completes the restart handshake; on
  * the step that makes the client ready it gives all receive buffers to the
- * copier. */
+ * copier.  When the copier restarted, it resets the receive pair and gives
+ * the copier every receive buffer the application does not hold. */
 bool net_client_notified(struct net_client *c, microkit_channel ch);
 
 /* ---- receive ---- */

@@ -297,7 +297,10 @@ static void expand(struct sdf_system *sys, const struct sdf_net_spec *net, uint8
     for (size_t i = 0; i < nc; i++)
         copy[i] = fmt("%s.copy.%s", n, net->clients[i].comp.name);
 
-    /* Components: driver, virtualisers, copiers, clients. */
+    /* Components: driver, virtualisers, copiers, clients.  A copier serves
+     * one client, so its crash is that client's alone: it restarts. */
+    struct sdf_component copier_fault = {
+        .fault = SDF_FAULT_RESTART, .backoff_min_ms = 50, .backoff_max_ms = 1000};
     const struct sdf_component *d = &net->driver;
     size_t ci = add_comp(sys, xstrdup(drv), d->program ? d->program : "net-packet",
                          d->program ? d->program_loc : d->loc, d, d->loc);
@@ -312,7 +315,7 @@ static void expand(struct sdf_system *sys, const struct sdf_net_spec *net, uint8
     virt_config(&sys->comps[ci], net, macs);
     for (size_t i = 0; i < nc; i++) {
         const struct sdf_net_client_spec *cl = &net->clients[i];
-        ci = add_comp(sys, xstrdup(copy[i]), "net-copy", cl->loc, NULL, cl->loc);
+        ci = add_comp(sys, xstrdup(copy[i]), "net-copy", cl->loc, &copier_fault, cl->loc);
         set_cfg(&sys->comps[ci], xstrdup("net"), xstrdup(n));
         set_cfg(&sys->comps[ci], xstrdup("client"), xstrdup(cl->comp.name));
         set_cfg(&sys->comps[ci], xstrdup("index"), fmt("%zu", i));
@@ -399,6 +402,7 @@ static void expand(struct sdf_system *sys, const struct sdf_net_spec *net, uint8
         add_item(r, NET_ITEM_ACTIVE, SDF_ITEM_QUEUE, qq, 0, 0);
         add_item(r, NET_ITEM_FREE, SDF_ITEM_QUEUE, qq, 0, 0);
         add_item(r, NET_ITEM_STATS, SDF_ITEM_BYTES, 0, 0, 256);
+        add_item(r, NET_ITEM_SYNC, SDF_ITEM_BYTES, 0, 0, NET_SYNC_BYTES);
         add_map(r, rxv, true);
         add_map(r, copy[i], true);
         size_region(r);

@@ -116,6 +116,42 @@ ok "the lwIP client c answers the lan again"
 net_line driver | grep -q " link=up" || fail "driver line: $(net_line driver)"
 ok "ctl net: $(net_line driver | grep -o 'link=[a-z]*') after the restart"
 
+# ---- 2b: kill client a's copier: only a notices, and it recovers ------------
+before_c=$(restarts_of lan0.driver lan0.rxvirt lan0.txvirt a b c lan0.copy.b)
+pid_c=$(field lan0.copy.a 3)
+[ -n "$pid_c" ] || fail "no pid for lan0.copy.a"
+ip netns exec dm-b ping -n -i 0.05 -W 1 -D 10.77.0.1 > "$T/pingb.txt" 2>&1 &
+ping_pid=$!
+NET_BG="$NET_BG $ping_pid"
+sleep 1
+t_kill=$(date +%s.%N)
+kill -KILL "$pid_c" || fail "cannot kill the copier (pid $pid_c)"
+wait_log "component 'lan0.copy.a' killed by signal 9" 2
+wait_restarted lan0.copy.a 1
+sleep 2
+kill -INT "$ping_pid"
+wait "$ping_pid"
+ok "a's copier was restarted (pid $pid_c -> $(field lan0.copy.a 3), restarts 1, running)"
+after_c=$(restarts_of lan0.driver lan0.rxvirt lan0.txvirt a b c lan0.copy.b)
+[ "$before_c" = "$after_c" ] || fail "others restarted when a's copier died: $before_c -> $after_c"
+ok "nothing else restarted ($after_c)"
+read -r _ n_before _ n_after _ gap <<< "$(python3 "$NETHELP/pinggap.py" "$T/pingb.txt" "$t_kill")"
+awk -v g="$gap" 'BEGIN { exit !(g < 0.5) }' && [ "$n_after" -ge 20 ] ||
+    fail "b's pings across a's copier kill: $n_after replies after, largest gap ${gap}s"
+ok "b did not notice: $n_before replies before, $n_after after, largest gap ${gap}s"
+net_wait_ping dm-a 10.77.0.1 5
+out=$(ip netns exec dm-a ping -n -c 5 -i 0.2 -W 2 10.77.0.1 2>&1)
+echo "$out" | grep -q "5 packets transmitted, 5 received" || fail "a after its copier restart: $out"
+ok "a receives again through its new copier (5 of 5 pings answered)"
+kill -KILL "$(field lan0.copy.c 3)" || fail "cannot kill c's copier"
+wait_log "component 'lan0.copy.c' killed by signal 9" 2
+wait_restarted lan0.copy.c 1
+net_wait_ping dm-lan 10.77.0.30 5
+out=$(timeout 60 ip netns exec dm-lan python3 "$NETHELP/echo.py" tcp 10.77.0.30 7 262144 2>&1) ||
+    fail "TCP echo from c after its copier restart: $out"
+[ "$(field c 4)" = 0 ] || fail "the lwIP client c restarted with its copier"
+ok "the lwIP client c, unrestarted, serves again through its new copier: $out"
+
 # ---- 3: three driver kills in a row ----------------------------------------
 for k in 2 3 4; do
     pid_d=$(field lan0.driver 3)

@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "devmux/net.h"
 #include "devmux/queue.h"
 #include "sdf/sdf.h"
 
@@ -227,7 +228,7 @@ static void valid_network_expands(void **state)
     assert_int_equal(drv->backoff_min_ms, 50);
     assert_int_equal(drv->backoff_max_ms, 1000);
     assert_int_equal(rxv->fault, SDF_FAULT_SHUTDOWN);
-    assert_int_equal(comp(sys, "lan0.copy.b")->fault, SDF_FAULT_SHUTDOWN);
+    assert_int_equal(comp(sys, "lan0.copy.b")->fault, SDF_FAULT_RESTART);
     assert_int_equal(a->fault, SDF_FAULT_RESTART);
     assert_int_equal(b->fault, SDF_FAULT_HALT);
     assert_string_equal(cfg(drv, "net"), "lan0");
@@ -304,10 +305,10 @@ static void valid_network_expands(void **state)
     assert_string_equal(r->items[1].name, "active");
     assert_int_equal(r->items[1].offset, DMQ_RING_BYTES(128));
     assert_string_equal(r->items[2].name, "sync");
-    assert_int_equal(r->items[2].size, 128);
+    assert_int_equal(r->items[2].size, NET_SYNC_BYTES);
     assert_string_equal(r->items[3].name, "stats");
     assert_int_equal(r->items[3].size, 512);
-    assert_int_equal(r->size, pages(2 * DMQ_RING_BYTES(128) + 128 + 512));
+    assert_int_equal(r->size, pages(2 * DMQ_RING_BYTES(128) + NET_SYNC_BYTES + 512));
     assert_true(maps(r, "lan0.driver", true) && maps(r, "lan0.rxvirt", true));
     r = region(sys, "lan0.drv_tx");
     assert_string_equal(r->items[0].name, "active");
@@ -321,13 +322,14 @@ static void valid_network_expands(void **state)
     r = region(sys, "lan0.b.copy");
     assert_int_equal(r->items[0].count, 256);
     assert_int_equal(r->items[2].size, 256);
+    assert_string_equal(r->items[3].name, "sync");
     assert_true(maps(r, "lan0.rxvirt", true) && maps(r, "lan0.copy.b", true));
     r = region(sys, "lan0.b.rx");
     assert_int_equal(r->nitems, 4);
     assert_string_equal(r->items[3].name, "buffers");
     assert_int_equal(r->items[3].count, 200);
-    assert_int_equal(r->items[3].offset, 2 * DMQ_RING_BYTES(256) + 128);
-    assert_int_equal(r->size, pages(2 * DMQ_RING_BYTES(256) + 128 + 200 * 2048));
+    assert_int_equal(r->items[3].offset, 2 * DMQ_RING_BYTES(256) + NET_SYNC_BYTES);
+    assert_int_equal(r->size, pages(2 * DMQ_RING_BYTES(256) + NET_SYNC_BYTES + 200 * 2048));
     assert_true(maps(r, "b", true) && maps(r, "lan0.copy.b", true));
     r = region(sys, "lan0.a.tx");
     assert_int_equal(r->items[3].count, 256);

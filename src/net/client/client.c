@@ -15,13 +15,16 @@
 #define WAIT_RX 1u
 #define WAIT_TX 2u
 
-static int attach_rx(struct net_client *c)
+/* fresh: we reset the pair for a restarted copier (we are the survivor). */
+static int attach_rx(struct net_client *c, bool fresh)
 {
-    if (net_producer(&c->rx_free, c->name, NET_REGION_CLIENT_RX, NET_ITEM_FREE, false) ||
-        net_consumer(&c->rx_active, c->name, NET_REGION_CLIENT_RX, NET_ITEM_ACTIVE, false))
+    if (net_producer(&c->rx_free, c->name, NET_REGION_CLIENT_RX, NET_ITEM_FREE, fresh) ||
+        net_consumer(&c->rx_active, c->name, NET_REGION_CLIENT_RX, NET_ITEM_ACTIVE, fresh))
         return -1;
-    /* Every receive buffer starts out with the copier. */
+    /* Every receive buffer the application does not hold goes to the copier. */
     for (uint32_t i = 0; i < c->rx_count && dmq_space(&c->rx_free); i++) {
+        if (c->rx_out[i])
+            continue;
         struct dmq_desc d = {.offset = (uint64_t)i * c->buf_size, .len = c->buf_size};
         dmq_put(&c->rx_free, &d);
     }
@@ -68,11 +71,13 @@ int net_client_init(struct net_client *c)
     c->rx_sync = rxs->addr;
     c->tx_sync = txs->addr;
     c->tx_stack = calloc(c->tx_count, sizeof(*c->tx_stack));
-    if (!c->tx_stack)
+    c->rx_out = calloc(c->rx_count, 1);
+    if (!c->tx_stack || !c->rx_out)
         return -1;
+    c->up_acked = atomic_load(&c->rx_sync->up_ack);
     c->request = devmux_restarts();
     if (c->request == 0)
-        return attach_rx(c) || attach_tx(c) ? -1 : 0;
+        return attach_rx(c, false) || attach_tx(c) ? -1 : 0;
     /* Restarted: the copier and the tx virtualiser own the queue state and
      * reset it for us; until they acknowledge, hands off. */
     atomic_store(&c->waiting, WAIT_RX | WAIT_TX);
@@ -95,8 +100,15 @@ bool net_client_notified(struct net_client *c, microkit_channel ch)
     unsigned w = atomic_load_explicit(&c->waiting, memory_order_acquire);
     if (ch == NET_CLIENT_CH_RX && (w & WAIT_RX) &&
         atomic_load_explicit(&c->rx_sync->ack, memory_order_acquire) == c->request) {
-        if (attach_rx(c) == 0)
+        if (attach_rx(c, false) == 0)
             atomic_fetch_and_explicit(&c->waiting, ~WAIT_RX, memory_order_release);
+    }
+    /* Our copier restarted: we own these buffers, so we reset the pair. */
+    uint32_t up = atomic_load_explicit(&c->rx_sync->up_request, memory_order_acquire);
+    if (ch == NET_CLIENT_CH_RX && !(w & WAIT_RX) && up != c->up_acked && attach_rx(c, true) == 0) {
+        c->up_acked = up;
+        atomic_store_explicit(&c->rx_sync->up_ack, up, memory_order_release);
+        microkit_notify(NET_CLIENT_CH_RX);
     }
     if (ch == NET_CLIENT_CH_TX && (w & WAIT_TX) &&
         atomic_load_explicit(&c->tx_sync->ack, memory_order_acquire) == c->request) {
@@ -121,6 +133,7 @@ bool net_client_rx(struct net_client *c, const uint8_t **frame, uint32_t *len, u
             continue;
         }
         *handle = (uint32_t)(d.offset / c->buf_size);
+        c->rx_out[*handle] = 1;
         *frame = c->rx_buffers + d.offset;
         *len = d.len;
         return true;
@@ -130,8 +143,9 @@ bool net_client_rx(struct net_client *c, const uint8_t **frame, uint32_t *len, u
 
 void net_client_rx_done(struct net_client *c, uint32_t handle)
 {
-    if (handle >= c->rx_count || !dmq_space(&c->rx_free))
+    if (handle >= c->rx_count || !c->rx_out[handle] || !dmq_space(&c->rx_free))
         return;
+    c->rx_out[handle] = 0;
     struct dmq_desc d = {.offset = (uint64_t)handle * c->buf_size, .len = c->buf_size};
     dmq_put(&c->rx_free, &d);
 }

@@ -29,9 +29,10 @@ static struct dmq_pool cl_pool; /* which of the client's buffers it holds */
 static uint8_t *cl_buffers;
 static uint32_t cl_size, cl_count;
 static uint32_t *stack, top; /* client buffers we hold, empty */
-static struct net_sync *sync_;
-static bool cl_up = true;
-static uint32_t acked;
+static struct net_sync *sync_, *copy_sync;
+static bool cl_up = true, virt_up = true;
+static bool cl_wait, virt_wait; /* our own restart handshake is pending */
+static uint32_t acked, request;
 static struct net_ratelog rl;
 
 static void on_fault(void *ctx, enum dmq_fault f, const char *queue, uint64_t a, uint64_t b)
@@ -72,6 +73,14 @@ static int attach_client(bool fresh)
     return 0;
 }
 
+static int attach_virt(bool fresh)
+{
+    return net_consumer(&virt_active, client, NET_REGION_COPY, NET_ITEM_ACTIVE, fresh) ||
+                   net_producer(&virt_free, client, NET_REGION_COPY, NET_ITEM_FREE, fresh)
+               ? -1
+               : 0;
+}
+
 void init(void)
 {
     client = devmux_config_str("client", NULL);
@@ -88,11 +97,26 @@ void init(void)
     cl_buffers = b->addr;
     cl_size = b->elem;
     cl_count = b->count;
+    const struct devmux_item *cs = net_item(client, NET_REGION_COPY, NET_ITEM_SYNC);
     stack = calloc(cl_count, sizeof(*stack));
-    if (!stack || attach_client(false) ||
-        net_consumer(&virt_active, client, NET_REGION_COPY, NET_ITEM_ACTIVE, false) ||
-        net_producer(&virt_free, client, NET_REGION_COPY, NET_ITEM_FREE, false))
+    if (!stack || !cs || cs->size < NET_SYNC_BYTES || sy->size < NET_SYNC_BYTES)
         goto fail;
+    copy_sync = cs->addr;
+    acked = atomic_load(&sync_->ack); /* never replay a client's old request */
+    request = devmux_restarts();
+    if (request == 0) {
+        if (attach_client(false) || attach_virt(false))
+            goto fail;
+        return;
+    }
+    /* Restarted: the rx virtualiser owns the copy pair and the client owns
+     * its buffers; both reset their pair for us.  Hands off until then. */
+    cl_up = virt_up = false;
+    cl_wait = virt_wait = true;
+    atomic_store_explicit(&copy_sync->request, request, memory_order_release);
+    atomic_store_explicit(&sync_->up_request, request, memory_order_release);
+    microkit_notify(NET_COPY_CH_VIRT);
+    microkit_notify(NET_COPY_CH_CLIENT);
     return;
 fail:
     devmux_log("copier: cannot start");
@@ -173,8 +197,27 @@ static void run(void)
     }
 }
 
+/* Our own restart: has the survivor of this pair answered? */
+static void own_handshake(microkit_channel ch)
+{
+    if (ch == NET_COPY_CH_VIRT && virt_wait &&
+        atomic_load_explicit(&copy_sync->ack, memory_order_acquire) == request &&
+        attach_virt(false) == 0) {
+        virt_wait = false;
+        virt_up = true;
+    }
+    if (ch == NET_COPY_CH_CLIENT && cl_wait &&
+        atomic_load_explicit(&sync_->up_ack, memory_order_acquire) == request &&
+        attach_client(false) == 0) {
+        cl_wait = false;
+        cl_up = true;
+    }
+}
+
 static void resync(void)
 {
+    if (cl_wait)
+        return;
     uint32_t req = atomic_load_explicit(&sync_->request, memory_order_acquire);
     if (req == 0 || req == acked || attach_client(true))
         return;
@@ -186,9 +229,11 @@ static void resync(void)
 
 void notified(microkit_channel ch)
 {
+    own_handshake(ch);
     if (ch == NET_COPY_CH_CLIENT)
         resync();
-    run();
+    if (virt_up)
+        run();
 }
 
 void peer_fault(microkit_channel ch, const struct devmux_fault_info *info)

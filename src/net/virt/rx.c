@@ -19,7 +19,9 @@
 struct copier {
     struct dmq_producer active;
     struct dmq_consumer free;
-    bool notify, wake;
+    struct net_sync *sync;
+    uint32_t acked; /* restart request last acknowledged */
+    bool up, notify, wake;
 };
 
 /* One shared buffer pool: rx_dma (from the driver) or tx_dma (local). */
@@ -77,6 +79,17 @@ static int attach_driver(bool fresh)
     return 0;
 }
 
+static int attach_copier(unsigned i, bool fresh)
+{
+    struct copier *c = &copiers[i];
+    if (net_producer(&c->active, pol.c[i].name, NET_REGION_COPY, NET_ITEM_ACTIVE, fresh) ||
+        net_consumer(&c->free, pol.c[i].name, NET_REGION_COPY, NET_ITEM_FREE, fresh))
+        return -1;
+    dmq_set_fault_handler(&c->active.q, on_fault, &stats->client[i]);
+    dmq_set_fault_handler(&c->free.q, on_fault, &stats->client[i]);
+    return 0;
+}
+
 void init(void)
 {
     if (net_policy_load(&pol))
@@ -98,13 +111,14 @@ void init(void)
         goto fail;
     dmq_set_fault_handler(&local_active.q, on_fault, &stats->local);
     dmq_set_fault_handler(&local_free.q, on_fault, &stats->local);
+    drv_acked = atomic_load(&drv_sync->ack);
     for (unsigned i = 0; i < pol.n; i++) {
-        struct copier *c = &copiers[i];
-        if (net_producer(&c->active, pol.c[i].name, NET_REGION_COPY, NET_ITEM_ACTIVE, false) ||
-            net_consumer(&c->free, pol.c[i].name, NET_REGION_COPY, NET_ITEM_FREE, false))
+        const struct devmux_item *cs = net_item(pol.c[i].name, NET_REGION_COPY, NET_ITEM_SYNC);
+        if (!cs || cs->size < NET_SYNC_BYTES || attach_copier(i, false))
             goto fail;
-        dmq_set_fault_handler(&c->active.q, on_fault, &stats->client[i]);
-        dmq_set_fault_handler(&c->free.q, on_fault, &stats->client[i]);
+        copiers[i].sync = cs->addr;
+        copiers[i].acked = atomic_load(&copiers[i].sync->ack);
+        copiers[i].up = true;
     }
     /* Every receive buffer starts with the driver. */
     for (uint32_t j = rxp.count; j-- > 0;)
@@ -154,6 +168,10 @@ static unsigned deliver(struct pool *p, uint32_t j, uint32_t len, int src, bool 
             continue;
         matched++;
         struct net_counters *cc = &stats->client[k];
+        if (!copiers[k].up) {
+            cc->drops[NET_DROP_PEER_DOWN]++;
+            continue;
+        }
         if (!dmq_space(&copiers[k].active)) {
             cc->drops[NET_DROP_QUEUE_FULL]++;
             continue;
@@ -197,6 +215,19 @@ static void release(unsigned k, const struct dmq_desc *d)
         drv_stack[drv_top++] = (uint32_t)j;
 }
 
+/* Copier k died: every reference it held is dropped. */
+static void reclaim_copier(unsigned k)
+{
+    struct pool *pools[2] = {&rxp, &txp};
+    for (int p = 0; p < 2; p++)
+        for (uint32_t j = 0; j < pools[p]->count; j++)
+            if (pools[p]->holders[j] >> k & 1u) {
+                struct dmq_desc d = {.offset = (uint64_t)j * pools[p]->size,
+                                     .meta = p ? NET_META_TX_POOL : 0};
+                release(k, &d);
+            }
+}
+
 static void run(void)
 {
     bool more = true;
@@ -206,6 +237,8 @@ static void run(void)
         int r;
         bool wake_drv = false, wake_local = false;
         for (unsigned k = 0; k < pol.n; k++) {
+            if (!copiers[k].up)
+                continue;
             /* At most a ring's worth: a copier cannot keep us here. */
             for (uint32_t m = 0;
                  m <= copiers[k].free.q.mask && (r = dmq_dequeue(&copiers[k].free, &d)) >= 0; m++) {
@@ -248,6 +281,8 @@ static void run(void)
             microkit_notify(NET_RXV_CH_LOCAL);
         for (unsigned k = 0; k < pol.n; k++) {
             struct copier *c = &copiers[k];
+            if (!c->up)
+                continue;
             bool wake = dmq_release(&c->free) | c->wake;
             c->wake = false;
             if (c->notify)
@@ -262,7 +297,8 @@ static void run(void)
                 again |= dmq_consumer_sleep(&drv_active);
             again |= dmq_consumer_sleep(&local_active);
             for (unsigned k = 0; k < pol.n; k++)
-                again |= dmq_consumer_sleep(&copiers[k].free);
+                if (copiers[k].up)
+                    again |= dmq_consumer_sleep(&copiers[k].free);
             more = again;
         }
     }
@@ -294,20 +330,41 @@ static void resync_driver(void)
     microkit_notify(NET_RXV_CH_DRV);
 }
 
+static void resync_copier(unsigned k)
+{
+    struct copier *c = &copiers[k];
+    uint32_t req = atomic_load_explicit(&c->sync->request, memory_order_acquire);
+    if (req == 0 || req == c->acked)
+        return;
+    reclaim_copier(k); /* a new request means the old copier is gone */
+    if (attach_copier(k, true))
+        return;
+    c->acked = req;
+    c->up = true;
+    atomic_store_explicit(&c->sync->ack, req, memory_order_release);
+    microkit_notify(NET_RXV_CH_COPY0 + k);
+}
+
 void notified(microkit_channel ch)
 {
     if (ch == NET_RXV_CH_DRV)
         resync_driver();
+    else if (ch >= NET_RXV_CH_COPY0 && ch < NET_RXV_CH_COPY0 + pol.n)
+        resync_copier(ch - NET_RXV_CH_COPY0);
     run();
 }
 
 void peer_fault(microkit_channel ch, const struct devmux_fault_info *info)
 {
     (void)info;
-    if (ch != NET_RXV_CH_DRV)
-        return;
-    drv_up = false;
-    reclaim_driver();
+    if (ch == NET_RXV_CH_DRV) {
+        drv_up = false;
+        reclaim_driver();
+    } else if (ch >= NET_RXV_CH_COPY0 && ch < NET_RXV_CH_COPY0 + pol.n) {
+        copiers[ch - NET_RXV_CH_COPY0].up = false;
+        reclaim_copier(ch - NET_RXV_CH_COPY0);
+    }
+    run(); /* buffers came back: the driver may be waiting for them */
 }
 
 void peer_ready(microkit_channel ch)

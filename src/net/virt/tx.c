@@ -137,6 +137,7 @@ void init(void)
     dma_count = it->count;
     stats = st->addr;
     drv_sync = sy->addr;
+    drv_acked = atomic_load(&drv_sync->ack);
     free_stack = calloc(dma_count, sizeof(*free_stack));
     refs = calloc(dma_count, 1);
     owner = calloc(dma_count, 1);
@@ -164,6 +165,7 @@ void init(void)
         c->buf_size = b->elem;
         c->count = b->count;
         c->sync = s->addr;
+        c->acked = atomic_load(&c->sync->ack); /* never replay an old request */
         c->up = true;
         c->tokens = (unsigned __int128)pol.c[i].burst * 8 * 1000000000u;
         c->last_ns = devmux_now_ns();
