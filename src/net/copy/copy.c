@@ -176,7 +176,8 @@ static void copy_one(const struct dmq_desc *d)
 static void run(void)
 {
     bool more = true;
-    while (more) {
+    /* Bounded, so the event loop gets a turn; a timer brings us back. */
+    for (unsigned pass = 0; more && pass < 64; pass++) {
         struct dmq_desc d;
         if (cl_up)
             take_client_buffers();
@@ -195,6 +196,8 @@ static void run(void)
          * rx virtualiser's queue wakes us. */
         more = dmq_consumer_sleep(&virt_active);
     }
+    if (more)
+        devmux_timeout(1000);
 }
 
 /* Our own restart: has the survivor of this pair answered? */

@@ -228,10 +228,14 @@ static void reclaim_copier(unsigned k)
             }
 }
 
+/* Passes per event: after this many, the event loop gets a turn (control
+ * messages, handshakes) and a timer brings us straight back. */
+#define PASSES 64
+
 static void run(void)
 {
     bool more = true;
-    while (more) {
+    for (unsigned pass = 0; more && pass < PASSES; pass++) {
         more = false;
         struct dmq_desc d;
         int r;
@@ -302,6 +306,8 @@ static void run(void)
             more = again;
         }
     }
+    if (more)
+        devmux_timeout(1000);
 }
 
 /* Every buffer the dead driver held is ours again. */
@@ -347,6 +353,7 @@ static void resync_copier(unsigned k)
 
 void notified(microkit_channel ch)
 {
+    /* DEVMUX_TIMER_CHANNEL: a run that stopped after PASSES continues. */
     if (ch == NET_RXV_CH_DRV)
         resync_driver();
     else if (ch >= NET_RXV_CH_COPY0 && ch < NET_RXV_CH_COPY0 + pol.n)

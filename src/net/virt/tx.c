@@ -358,11 +358,15 @@ static bool serve_client(unsigned i, uint64_t *wake_ns)
     return true;
 }
 
+/* Passes per event: after this many, the event loop gets a turn (control
+ * messages, handshakes) and a timer brings us straight back. */
+#define PASSES 64
+
 static void run(void)
 {
     bool more = true;
     uint64_t wake_ns = 0;
-    while (more) {
+    for (unsigned pass = 0; more && pass < PASSES; pass++) {
         more = false;
         wake_ns = 0;
         reclaim();
@@ -402,7 +406,9 @@ static void run(void)
             more = again;
         }
     }
-    if (wake_ns)
+    if (more)
+        devmux_timeout(1000);
+    else if (wake_ns)
         devmux_timeout(wake_ns);
 }
 
