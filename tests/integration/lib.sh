@@ -293,3 +293,29 @@ net_lan_rcvbuf_errors() {
     ip netns exec dm-lan awk '$1 == "Udp:" && !h { for (i = 2; i <= NF; i++) k[i] = $i; h = 1; next }
         $1 == "Udp:" { for (i = 2; i <= NF; i++) if (k[i] == "RcvbufErrors") print $i }' /proc/net/snmp
 }
+
+# net_system NAME EXTRA_A EXTRA_B: the shared-network system the network
+# tests run: TAP clients a (dm-a) and b (dm-b), the lwIP client c
+# (10.77.0.30), on the wire dm-wire.  EXTRA_* are YAML lines added to a's
+# and b's entries (peers, rate), each starting with a newline.
+NET_MAC_A=02:00:00:00:00:0a NET_MAC_B=02:00:00:00:00:0b NET_MAC_C=02:00:00:00:00:0c
+net_system() {
+    cat <<YAML
+system: $1
+networks:
+  - name: lan0
+    nic: {packet: {interface: dm-wire}}
+    buffers: 512
+    clients:
+      - name: a
+        tap: {netns: dm-a, ifname: eth0}
+        mac: "$NET_MAC_A"$2
+      - name: b
+        tap: {netns: dm-b, ifname: eth0}
+        mac: "$NET_MAC_B"$3
+      - name: c
+        program: net-lwip-echo
+        mac: "$NET_MAC_C"
+        config: {ip: 10.77.0.30/24}
+YAML
+}

@@ -7,27 +7,9 @@
 . "$(dirname "$0")/lib.sh"
 net_init
 
-cat > "$T/sys.yaml" <<'YAML'
-system: net-faults
-components: []
-networks:
-  - name: lan0
-    nic: {packet: {interface: dm-wire}}
-    buffers: 512
-    clients:
-      - name: a
-        tap: {netns: dm-a, ifname: eth0}
-        mac: "02:00:00:00:00:0a"
-        peers: [b]
-      - name: b
-        tap: {netns: dm-b, ifname: eth0}
-        mac: "02:00:00:00:00:0b"
-        peers: [a]
-      - name: c
-        program: net-lwip-echo
-        mac: "02:00:00:00:00:0c"
-        config: {ip: 10.77.0.30/24}
-YAML
+net_system net-faults "
+        peers: [b]" "
+        peers: [a]" > "$T/sys.yaml"
 net_start "$T/sys.yaml"
 net_wait_ping dm-lan 10.77.0.30
 

@@ -9,7 +9,7 @@
 net_init
 declare -A TCP_MBPS
 
-MAC_A=02:00:00:00:00:0a MAC_B=02:00:00:00:00:0b MAC_C=02:00:00:00:00:0c
+MAC_A=$NET_MAC_A MAC_B=$NET_MAC_B MAC_C=$NET_MAC_C
 
 # ping_all NS IP N: N pings (every 0.2 s) from NS to IP, every one answered.
 ping_all() {
@@ -19,32 +19,11 @@ ping_all() {
         fail "$1: ping $2: not $3 of $3 answered: $(echo "$out" | tail -3)"
 }
 
-# net_system PEERS_OF_A PEERS_OF_B: the system description.
-net_system() {
-    cat <<YAML
-system: net-test
-components: []
-networks:
-  - name: lan0
-    nic: {packet: {interface: dm-wire}}
-    buffers: 512
-    clients:
-      - name: a
-        tap: {netns: dm-a, ifname: eth0}
-        mac: "$MAC_A"$1
-      - name: b
-        tap: {netns: dm-b, ifname: eth0}
-        mac: "$MAC_B"$2
-        rate: {bits: 20M, burst: 64K}
-      - name: c
-        program: net-lwip-echo
-        mac: "$MAC_C"
-        config: {ip: 10.77.0.30/24}
-YAML
-}
-net_system "
+RATE_B="
+        rate: {bits: 20M, burst: 64K}"
+net_system net-test "
         peers: [b]" "
-        peers: [a]" > "$T/sys.yaml"
+        peers: [a]$RATE_B" > "$T/sys.yaml"
 net_start "$T/sys.yaml"
 
 # ---- 7 (first, on a fresh system): ctl net names every client ------------
@@ -203,7 +182,7 @@ ok "b at 60 Mbit/s offered is held to 20 Mbit/s: ${verdict#pass }; throttled $th
 
 # ---- 5b: a system where a and b are not peers ------------------------------
 stop || fail "supervisor exited with $?"
-net_system "" "" > "$T/sys2.yaml"
+net_system net-test "" "$RATE_B" > "$T/sys2.yaml"
 net_start "$T/sys2.yaml"
 ip -n dm-a neigh replace 10.77.0.11 lladdr $MAC_B dev eth0 nud permanent || fail "cannot set neighbour in dm-a"
 net_counter d0 a tx_drop_peer_denied
