@@ -137,8 +137,11 @@ wait_count() {
 }
 
 # ---- shared network tests (net.sh, net-faults.sh) ----------------------
-# They use scripts/net-lab with the prefix dm: namespaces dm-lan (10.77.0.1,
-# iperf3 server), dm-a and dm-b (the TAP clients' stacks), wire dm-wire.
+# They use scripts/net-lab with a prefix of their own run, $NP: namespaces
+# $NP-lan (10.77.0.1, iperf3 server), $NP-a and $NP-b (the TAP clients'
+# stacks), wire $NP-wire.  A per-run prefix keeps two runs on one machine
+# out of each other's lab.
+NP=dt$((RANDOM % 90000 + 10000))
 
 # net_require: root and every tool the network tests use, or fail.
 net_require() {
@@ -168,7 +171,7 @@ net_cleanup() {
     for p in $NET_BG; do kill -TERM "$p" 2>/dev/null; done
     for p in $NET_BG; do wait "$p" 2>/dev/null; done
     cleanup
-    "$NETLAB" down dm >/dev/null 2>&1
+    "$NETLAB" down "$NP" >/dev/null 2>&1
 }
 
 # net_init: checks, the lab up, cleanup on any exit.
@@ -176,8 +179,8 @@ net_init() {
     net_require
     trap net_cleanup EXIT
     trap 'exit 1' TERM INT HUP  # (meson's timeout sends TERM): still clean up
-    "$NETLAB" up dm || fail "net-lab up failed"
-    ip netns exec dm-lan ip link show eth0 >/dev/null || fail "net-lab: no eth0 in dm-lan"
+    "$NETLAB" up "$NP" || fail "net-lab up failed"
+    ip netns exec $NP-lan ip link show eth0 >/dev/null || fail "net-lab: no eth0 in $NP-lan"
 }
 
 # net_wait_running COMPONENT... [within 10 s]
@@ -192,17 +195,17 @@ net_wait_running() {
 }
 
 # net_start FILE: start the system, wait for every component, address the
-# TAP interfaces (10.77.0.10 in dm-a, .11 in dm-b) and wait until the lan
+# TAP interfaces (10.77.0.10 in $NP-a, .11 in $NP-b) and wait until the lan
 # answers from both and the lwIP client c is up.
 net_start() {
     start "$1"
     wait_log "control socket"
     net_wait_running lan0.driver lan0.rxvirt lan0.txvirt a b c
-    "$NETLAB" addr dm-a 10.77.0.10/24 || fail "cannot address eth0 in dm-a"
-    "$NETLAB" addr dm-b 10.77.0.11/24 || fail "cannot address eth0 in dm-b"
+    "$NETLAB" addr $NP-a 10.77.0.10/24 || fail "cannot address eth0 in $NP-a"
+    "$NETLAB" addr $NP-b 10.77.0.11/24 || fail "cannot address eth0 in $NP-b"
     wait_log "\[c\] lwIP up: 10\.77\.0\.30/24"
-    net_wait_ping dm-a 10.77.0.1
-    net_wait_ping dm-b 10.77.0.1
+    net_wait_ping $NP-a 10.77.0.1
+    net_wait_ping $NP-b 10.77.0.1
 }
 
 # net_wait_ping NS IP [SECONDS]: until one ping from NS to IP succeeds.
@@ -290,13 +293,13 @@ net_iperf_get() {
 # net_lan_rcvbuf_errors: UDP datagrams the lan's stack dropped for want of
 # socket buffer (a slow receiver, not the network).
 net_lan_rcvbuf_errors() {
-    ip netns exec dm-lan awk '$1 == "Udp:" && !h { for (i = 2; i <= NF; i++) k[i] = $i; h = 1; next }
+    ip netns exec $NP-lan awk '$1 == "Udp:" && !h { for (i = 2; i <= NF; i++) k[i] = $i; h = 1; next }
         $1 == "Udp:" { for (i = 2; i <= NF; i++) if (k[i] == "RcvbufErrors") print $i }' /proc/net/snmp
 }
 
 # net_system NAME EXTRA_A EXTRA_B: the shared-network system the network
-# tests run: TAP clients a (dm-a) and b (dm-b), the lwIP client c
-# (10.77.0.30), on the wire dm-wire.  EXTRA_* are YAML lines added to a's
+# tests run: TAP clients a ($NP-a) and b ($NP-b), the lwIP client c
+# (10.77.0.30), on the wire $NP-wire.  EXTRA_* are YAML lines added to a's
 # and b's entries (peers, rate), each starting with a newline.
 NET_MAC_A=02:00:00:00:00:0a NET_MAC_B=02:00:00:00:00:0b NET_MAC_C=02:00:00:00:00:0c
 net_system() {
@@ -304,14 +307,14 @@ net_system() {
 system: $1
 networks:
   - name: lan0
-    nic: {packet: {interface: dm-wire}}
+    nic: {packet: {interface: $NP-wire}}
     buffers: 512
     clients:
       - name: a
-        tap: {netns: dm-a, ifname: eth0}
+        tap: {netns: $NP-a, ifname: eth0}
         mac: "$NET_MAC_A"$2
       - name: b
-        tap: {netns: dm-b, ifname: eth0}
+        tap: {netns: $NP-b, ifname: eth0}
         mac: "$NET_MAC_B"$3
       - name: c
         program: net-lwip-echo

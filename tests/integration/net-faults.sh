@@ -11,7 +11,7 @@ net_system net-faults "
         peers: [b]" "
         peers: [a]" > "$T/sys.yaml"
 net_start "$T/sys.yaml"
-net_wait_ping dm-lan 10.77.0.30
+net_wait_ping $NP-lan 10.77.0.30
 
 mbit() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1e6 }'; }
 
@@ -35,15 +35,15 @@ wait_restarted() {
 # ---- 1: kill client a's frontend while b sends ------------------------------
 UDP_B="-u -b 50M -t 6 -l 1400 -w 4M"
 drops0=$(net_lan_rcvbuf_errors)
-net_iperf dm-b $UDP_B
+net_iperf $NP-b $UDP_B
 net_iperf_get base bits_per_second
 [ "${base%.*}" -gt 0 ] || fail "baseline UDP from b: $base bit/s"
 ok "baseline: b -> lan UDP, 50 Mbit/s offered: receiver got $(mbit "$base") Mbit/s"
 
-ifindex0=$(ip netns exec dm-a cat /sys/class/net/eth0/ifindex)
+ifindex0=$(ip netns exec $NP-a cat /sys/class/net/eth0/ifindex)
 pid_a=$(field a 3)
 [ -n "$pid_a" ] && [ "$(field a 4)" = 0 ] || fail "a: pid '$pid_a', restarts $(field a 4)"
-ip netns exec dm-b iperf3 -c 10.77.0.1 -J $UDP_B > "$T/iperf.json" 2>&1 &
+ip netns exec $NP-b iperf3 -c 10.77.0.1 -J $UDP_B > "$T/iperf.json" 2>&1 &
 iperf_pid=$!
 NET_BG="$NET_BG $iperf_pid"
 sleep 2
@@ -61,18 +61,18 @@ wait_restarted a 1
 [ "$(field a 3)" != "$pid_a" ] || fail "a still has its old pid $pid_a"
 ok "a was restarted by the supervisor (pid $pid_a -> $(field a 3), restarts 1, running)"
 t0=$SECONDS
-net_wait_ping dm-a 10.77.0.1 5
-ifindex1=$(ip netns exec dm-a cat /sys/class/net/eth0/ifindex)
+net_wait_ping $NP-a 10.77.0.1 5
+ifindex1=$(ip netns exec $NP-a cat /sys/class/net/eth0/ifindex)
 [ "$ifindex0" = "$ifindex1" ] || fail "a's TAP interface was replaced (ifindex $ifindex0 -> $ifindex1)"
-ip -n dm-a addr show dev eth0 | grep -q "inet 10.77.0.10/24" || fail "a's TAP interface lost its address"
-ok "dm-a reaches the lan again within $((SECONDS - t0))s; its TAP interface persisted (ifindex $ifindex0, address kept)"
+ip -n $NP-a addr show dev eth0 | grep -q "inet 10.77.0.10/24" || fail "a's TAP interface lost its address"
+ok "$NP-a reaches the lan again within $((SECONDS - t0))s; its TAP interface persisted (ifindex $ifindex0, address kept)"
 [ "$(field b 4)" = 0 ] && [ "$(field c 4)" = 0 ] || fail "other clients restarted: $(restarts_of b c)"
 
 # ---- 2: kill the NIC driver under a fast ping ------------------------------
 before=$(restarts_of a b c)
 pid_d=$(field lan0.driver 3)
 [ -n "$pid_d" ] && [ "$(field lan0.driver 4)" = 0 ] || fail "driver: pid '$pid_d', restarts $(field lan0.driver 4)"
-ip netns exec dm-a ping -n -i 0.05 -W 1 -D 10.77.0.1 > "$T/ping.txt" 2>&1 &
+ip netns exec $NP-a ping -n -i 0.05 -W 1 -D 10.77.0.1 > "$T/ping.txt" 2>&1 &
 ping_pid=$!
 NET_BG="$NET_BG $ping_pid"
 sleep 1
@@ -90,10 +90,10 @@ ok "no client restarted ($after)"
 read -r _ n_before _ n_after _ gap <<< "$(python3 "$NETHELP/pinggap.py" "$T/ping.txt" "$t_kill")"
 PING_GAP=$gap
 [ "$n_before" -ge 10 ] && [ "$n_after" -ge 40 ] ||
-    fail "ping from dm-a: $n_before replies before the kill, $n_after after: $(tail -3 "$T/ping.txt")"
+    fail "ping from $NP-a: $n_before replies before the kill, $n_after after: $(tail -3 "$T/ping.txt")"
 awk -v g="$gap" 'BEGIN { exit !(g < 2) }' || fail "the largest gap between ping replies was ${gap}s (>= 2s)"
 ok "ping every 50 ms across the driver kill: $n_before replies before, $n_after after, largest gap ${gap}s"
-net_wait_ping dm-lan 10.77.0.30 5
+net_wait_ping $NP-lan 10.77.0.30 5
 ok "the lwIP client c answers the lan again"
 net_line driver | grep -q " link=up" || fail "driver line: $(net_line driver)"
 ok "ctl net: $(net_line driver | grep -o 'link=[a-z]*') after the restart"
@@ -102,7 +102,7 @@ ok "ctl net: $(net_line driver | grep -o 'link=[a-z]*') after the restart"
 before_c=$(restarts_of lan0.driver lan0.rxvirt lan0.txvirt a b c lan0.copy.b)
 pid_c=$(field lan0.copy.a 3)
 [ -n "$pid_c" ] || fail "no pid for lan0.copy.a"
-ip netns exec dm-b ping -n -i 0.05 -W 1 -D 10.77.0.1 > "$T/pingb.txt" 2>&1 &
+ip netns exec $NP-b ping -n -i 0.05 -W 1 -D 10.77.0.1 > "$T/pingb.txt" 2>&1 &
 ping_pid=$!
 NET_BG="$NET_BG $ping_pid"
 sleep 1
@@ -121,15 +121,15 @@ read -r _ n_before _ n_after _ gap <<< "$(python3 "$NETHELP/pinggap.py" "$T/ping
 awk -v g="$gap" 'BEGIN { exit !(g < 0.5) }' && [ "$n_after" -ge 20 ] ||
     fail "b's pings across a's copier kill: $n_after replies after, largest gap ${gap}s"
 ok "b did not notice: $n_before replies before, $n_after after, largest gap ${gap}s"
-net_wait_ping dm-a 10.77.0.1 5
-out=$(ip netns exec dm-a ping -n -c 5 -i 0.2 -W 2 10.77.0.1 2>&1)
+net_wait_ping $NP-a 10.77.0.1 5
+out=$(ip netns exec $NP-a ping -n -c 5 -i 0.2 -W 2 10.77.0.1 2>&1)
 echo "$out" | grep -q "5 packets transmitted, 5 received" || fail "a after its copier restart: $out"
 ok "a receives again through its new copier (5 of 5 pings answered)"
 kill -KILL "$(field lan0.copy.c 3)" || fail "cannot kill c's copier"
 wait_log "component 'lan0.copy.c' killed by signal 9" 2
 wait_restarted lan0.copy.c 1
-net_wait_ping dm-lan 10.77.0.30 5
-out=$(timeout 60 ip netns exec dm-lan python3 "$NETHELP/echo.py" tcp 10.77.0.30 7 262144 2>&1) ||
+net_wait_ping $NP-lan 10.77.0.30 5
+out=$(timeout 60 ip netns exec $NP-lan python3 "$NETHELP/echo.py" tcp 10.77.0.30 7 262144 2>&1) ||
     fail "TCP echo from c after its copier restart: $out"
 [ "$(field c 4)" = 0 ] || fail "the lwIP client c restarted with its copier"
 ok "the lwIP client c, unrestarted, serves again through its new copier: $out"
@@ -143,14 +143,14 @@ done
 after3=$(restarts_of a b c)
 [ "$after3" = "$after" ] || fail "clients restarted during the driver kills: $after -> $after3"
 ok "three more driver kills: restarted each time (restarts $(field lan0.driver 4)), clients untouched ($after3)"
-for ns in dm-a dm-b; do net_wait_ping $ns 10.77.0.1 5; done
-net_wait_ping dm-lan 10.77.0.30 5
-ok "dm-a, dm-b reach the lan and the lan reaches c after the kills"
+for ns in $NP-a $NP-b; do net_wait_ping $ns 10.77.0.1 5; done
+net_wait_ping $NP-lan 10.77.0.30 5
+ok "$NP-a, $NP-b reach the lan and the lan reaches c after the kills"
 # More frames than the network has buffers (512), lan -> client: a leak of
 # receive buffers at any restart would stall this.
 net_counter w0 wire rx_packets
 net_counter r0 a rx_packets
-net_iperf dm-a -R -t 2
+net_iperf $NP-a -R -t 2
 net_iperf_get rev bits_per_second
 net_counter w1 wire rx_packets
 net_counter r1 a rx_packets
@@ -158,7 +158,7 @@ net_counter r1 a rx_packets
     fail "lan -> a after the kills: $(mbit "$rev") Mbit/s, wire rx $w0 -> $w1, a rx $r0 -> $r1"
 ok "the wire keeps receiving: lan -> a TCP $(mbit "$rev") Mbit/s, wire rx_packets +$((w1 - w0)), a rx_packets +$((r1 - r0)) (> 4 x 512 buffers)"
 net_counter t0 wire tx_packets
-net_iperf dm-b -t 2
+net_iperf $NP-b -t 2
 net_iperf_get fwd bits_per_second
 net_counter t1 wire tx_packets
 [ "${fwd%.*}" -gt 0 ] && [ $((t1 - t0)) -ge 2048 ] ||

@@ -10,7 +10,7 @@ for t in ip iperf3 tcpdump ping ethtool python3; do
     command -v $t >/dev/null || fail "needs $t (scripts/setup installs it)"
 done
 LAB=$(dirname "$0")/../../scripts/net-lab
-P=dmh
+P=dh$((RANDOM % 90000 + 10000)) # a lab of this run's own
 lab_cleanup() {
     cleanup
     "$LAB" down $P

@@ -1,7 +1,7 @@
 #!/bin/bash
 # The shared network: two Linux stacks behind TAP frontends (namespaces
-# dm-a, dm-b) and a native lwIP client c share one wire (dm-wire; the lan is
-# namespace dm-lan).  Checks that each client reaches the lan (ARP, ICMP,
+# $NP-a, $NP-b) and a native lwIP client c share one wire ($NP-wire; the lan is
+# namespace $NP-lan).  Checks that each client reaches the lan (ARP, ICMP,
 # TCP, UDP), that nobody sees unicast meant for another client, that a
 # client cannot send with another's source MAC or to a client it is not a
 # peer of, that b's rate limit holds, and what `ctl net` reports.
@@ -40,7 +40,7 @@ echo "$out" | grep -q "ERROR" || fail "ctl net nosuch: no ERROR in '$out'"
 ok "ctl net nosuch fails: $out"
 
 # ---- 1: each TAP client reaches the lan: ARP, ICMP, TCP, UDP ---------------
-for ns in dm-a dm-b; do
+for ns in $NP-a $NP-b; do
     ip -n "$ns" neigh flush dev eth0
     ping_all "$ns" 10.77.0.1 3
     ip -n "$ns" neigh show 10.77.0.1 dev eth0 | grep -q lladdr ||
@@ -50,8 +50,8 @@ for ns in dm-a dm-b; do
     net_iperf "$ns" -t 2
     net_iperf_get bps bits_per_second
     [ "${bps%.*}" -gt 0 ] || fail "$ns: TCP throughput $bps"
-    TCP_MBPS[${ns#dm-}]=$(awk -v b="$bps" 'BEGIN { printf "%.1f", b / 1e6 }')
-    ok "$ns: TCP to the lan: ${TCP_MBPS[${ns#dm-}]} Mbit/s received (iperf3 -t 2)"
+    TCP_MBPS[${ns#$NP-}]=$(awk -v b="$bps" 'BEGIN { printf "%.1f", b / 1e6 }')
+    ok "$ns: TCP to the lan: ${TCP_MBPS[${ns#$NP-}]} Mbit/s received (iperf3 -t 2)"
 
     net_iperf "$ns" -u -b 5M -t 1 -l 1000
     net_iperf_get got received_packets
@@ -63,10 +63,10 @@ done
 # HTTP with an unmodified curl: a 2 MiB file from a web server on the lan.
 mkdir -p "$T/www"
 head -c 2097152 /dev/urandom > "$T/www/blob"
-ip netns exec dm-lan python3 -m http.server 8080 --bind 10.77.0.1 --directory "$T/www" \
+ip netns exec $NP-lan python3 -m http.server 8080 --bind 10.77.0.1 --directory "$T/www" \
     >/dev/null 2>&1 &
 HTTPD=$!
-for ns in dm-a dm-b; do
+for ns in $NP-a $NP-b; do
     got=$(timeout 60 ip netns exec "$ns" curl -sf --retry 5 --retry-connrefused --retry-delay 1 \
         http://10.77.0.1:8080/blob | sha256sum | cut -d' ' -f1)
     [ "$got" = "$(sha256sum < "$T/www/blob" | cut -d' ' -f1)" ] ||
@@ -76,29 +76,29 @@ done
 kill $HTTPD 2>/dev/null; wait $HTTPD 2>/dev/null
 
 # ---- 2: the lwIP client c: ICMP, UDP echo, TCP echo -----------------------
-ping_all dm-lan 10.77.0.30 3
-ok "dm-lan pings the lwIP client c (3 of 3)"
-out=$(timeout 60 ip netns exec dm-lan python3 "$NETHELP/echo.py" udp 10.77.0.30 7 100 2>&1) ||
+ping_all $NP-lan 10.77.0.30 3
+ok "$NP-lan pings the lwIP client c (3 of 3)"
+out=$(timeout 60 ip netns exec $NP-lan python3 "$NETHELP/echo.py" udp 10.77.0.30 7 100 2>&1) ||
     fail "UDP echo from c: $out"
 ok "UDP echo from c: $out"
-out=$(timeout 90 ip netns exec dm-lan python3 "$NETHELP/echo.py" tcp 10.77.0.30 7 1048576 2>&1) ||
+out=$(timeout 90 ip netns exec $NP-lan python3 "$NETHELP/echo.py" tcp 10.77.0.30 7 1048576 2>&1) ||
     fail "TCP echo from c: $out"
 ok "TCP echo from c: $out"
 
 # ---- 3: unicast for b reaches b and only b ---------------------------------
-net_capture dm-a "$T/a-to-b.pcap" ether dst $MAC_B
+net_capture $NP-a "$T/a-to-b.pcap" ether dst $MAC_B
 cap_a=$BG
-net_capture dm-b "$T/b-to-b.pcap" ether dst $MAC_B
+net_capture $NP-b "$T/b-to-b.pcap" ether dst $MAC_B
 cap_b=$BG
-out=$(ip netns exec dm-lan ping -c 20 -i 0.05 -W 2 10.77.0.11 2>&1) ||
-    fail "dm-lan: ping 10.77.0.11 (b) failed: $out"
+out=$(ip netns exec $NP-lan ping -c 20 -i 0.05 -W 2 10.77.0.11 2>&1) ||
+    fail "$NP-lan: ping 10.77.0.11 (b) failed: $out"
 echo "$out" | grep -q "20 packets transmitted, 20 received" || fail "ping b from the lan: $out"
-ip netns exec dm-lan python3 -c '
+ip netns exec $NP-lan python3 -c '
 import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for i in range(50):
     s.sendto(b"for b only %d" % i, ("10.77.0.11", 9999))
-' || fail "dm-lan: cannot send UDP to b"
+' || fail "$NP-lan: cannot send UDP to b"
 sleep 0.5
 net_capture_stop $cap_a "$T/a-to-b.pcap"
 net_capture_stop $cap_b "$T/b-to-b.pcap"
@@ -111,19 +111,19 @@ n_a=$(net_pcap_count "$T/a-to-b.pcap")
 ok "lan -> b: 20/20 pings answered, b captured $n_b frames for its MAC ($n_b_udp UDP), a captured $n_a"
 
 # ---- 4: anti-spoofing -------------------------------------------------------
-net_capture dm-lan "$T/lan-88b5.pcap" ether proto 0x88b5
+net_capture $NP-lan "$T/lan-88b5.pcap" ether proto 0x88b5
 cap_l=$BG
-net_capture dm-b "$T/b-88b5.pcap" ether proto 0x88b5
+net_capture $NP-b "$T/b-88b5.pcap" ether proto 0x88b5
 cap_b=$BG
 net_counter spoof0 a tx_drop_spoof
 # A positive control first: the same frames with a's own source MAC pass.
-sent=$(ip netns exec dm-a python3 "$NETHELP/rawsend.py" eth0 $MAC_A ff:ff:ff:ff:ff:ff 0x88b5 20) ||
-    fail "raw send from dm-a failed"
-[ "$sent" = 20 ] || fail "raw send from dm-a: $sent of 20 frames"
+sent=$(ip netns exec $NP-a python3 "$NETHELP/rawsend.py" eth0 $MAC_A ff:ff:ff:ff:ff:ff 0x88b5 20) ||
+    fail "raw send from $NP-a failed"
+[ "$sent" = 20 ] || fail "raw send from $NP-a: $sent of 20 frames"
 t0=$SECONDS
-sent=$(ip netns exec dm-a python3 "$NETHELP/rawsend.py" eth0 $MAC_B ff:ff:ff:ff:ff:ff 0x88b5 20) ||
-    fail "raw send from dm-a failed"
-[ "$sent" = 20 ] || fail "spoofed raw send from dm-a: $sent of 20 frames"
+sent=$(ip netns exec $NP-a python3 "$NETHELP/rawsend.py" eth0 $MAC_B ff:ff:ff:ff:ff:ff 0x88b5 20) ||
+    fail "raw send from $NP-a failed"
+[ "$sent" = 20 ] || fail "spoofed raw send from $NP-a: $sent of 20 frames"
 sleep 0.5
 net_capture_stop $cap_l "$T/lan-88b5.pcap"
 net_capture_stop $cap_b "$T/b-88b5.pcap"
@@ -148,23 +148,23 @@ ok "the supervisor log reports a's spoofing, rate-limited ($n line(s) for 20 fra
 
 # ---- 5: client to client: peers may, others may not -------------------------
 net_counter la0 a local
-ping_all dm-a 10.77.0.11 5
+ping_all $NP-a 10.77.0.11 5
 net_counter la1 a local
 net_counter lb1 b local
 [ $((la1 - la0)) -ge 5 ] || fail "a pinged b 5 times but a's local went $la0 -> $la1"
 ok "a pings its peer b (5 of 5), switched locally: a's local $la0 -> $la1 (b's $lb1)"
-ip -n dm-b neigh replace 10.77.0.30 lladdr $MAC_C dev eth0 nud permanent || fail "cannot set neighbour in dm-b"
+ip -n $NP-b neigh replace 10.77.0.30 lladdr $MAC_C dev eth0 nud permanent || fail "cannot set neighbour in $NP-b"
 net_counter d0 b tx_drop_peer_denied
-out=$(ip netns exec dm-b ping -c 3 -i 0.2 -W 1 10.77.0.30 2>&1) && fail "b reached c, which is not its peer: $out"
+out=$(ip netns exec $NP-b ping -c 3 -i 0.2 -W 1 10.77.0.30 2>&1) && fail "b reached c, which is not its peer: $out"
 net_counter d1 b tx_drop_peer_denied
 [ $((d1 - d0)) -ge 3 ] || fail "b's 3 pings to c: tx_drop_peer_denied $d0 -> $d1"
-ip netns exec dm-lan ping -c 1 -W 2 10.77.0.30 >/dev/null || fail "c stopped answering the lan"
+ip netns exec $NP-lan ping -c 1 -W 2 10.77.0.30 >/dev/null || fail "c stopped answering the lan"
 ok "b cannot reach c (not its peer): ping fails, b's tx_drop_peer_denied $d0 -> $d1; c still answers the lan"
 
 # ---- 6: b's rate limit: 20 Mbit/s of whole frames ---------------------------
 net_counter th0 b throttled
 rcvbuf0=$(net_lan_rcvbuf_errors)
-net_iperf dm-b -u -b 60M -t 5 -l 1400 -w 4M
+net_iperf $NP-b -u -b 60M -t 5 -l 1400 -w 4M
 rcvbuf1=$(net_lan_rcvbuf_errors)
 net_counter th1 b throttled
 net_iperf_get got bits_per_second
@@ -184,12 +184,12 @@ ok "b at 60 Mbit/s offered is held to 20 Mbit/s: ${verdict#pass }; throttled $th
 stop || fail "supervisor exited with $?"
 net_system net-test "" "$RATE_B" > "$T/sys2.yaml"
 net_start "$T/sys2.yaml"
-ip -n dm-a neigh replace 10.77.0.11 lladdr $MAC_B dev eth0 nud permanent || fail "cannot set neighbour in dm-a"
+ip -n $NP-a neigh replace 10.77.0.11 lladdr $MAC_B dev eth0 nud permanent || fail "cannot set neighbour in $NP-a"
 net_counter d0 a tx_drop_peer_denied
-out=$(ip netns exec dm-a ping -c 3 -i 0.2 -W 1 10.77.0.11 2>&1) && fail "a reached b without being its peer: $out"
+out=$(ip netns exec $NP-a ping -c 3 -i 0.2 -W 1 10.77.0.11 2>&1) && fail "a reached b without being its peer: $out"
 net_counter d1 a tx_drop_peer_denied
 [ $((d1 - d0)) -ge 3 ] || fail "a's 3 pings to b: tx_drop_peer_denied $d0 -> $d1"
-ping_all dm-a 10.77.0.1 3
+ping_all $NP-a 10.77.0.1 3
 ok "without peers: a cannot reach b (tx_drop_peer_denied $d0 -> $d1) but still reaches the lan"
 stop || fail "supervisor exited with $?"
 
