@@ -164,6 +164,18 @@ net_counter t1 wire tx_packets
 [ "${fwd%.*}" -gt 0 ] && [ $((t1 - t0)) -ge 2048 ] ||
     fail "b -> lan after the kills: $(mbit "$fwd") Mbit/s, wire tx $t0 -> $t1"
 ok "and keeps sending: b -> lan TCP $(mbit "$fwd") Mbit/s, wire tx_packets +$((t1 - t0))"
+
+# ---- 4: a client and its copier die together, three times -----------------
+for round in 1 2 3; do
+    ra=$(field a 4) rc=$(field lan0.copy.a 4)
+    kill -KILL "$(field a 3)" "$(field lan0.copy.a 3)" || fail "cannot kill a and its copier"
+    wait_restarted a $((ra + 1))
+    wait_restarted lan0.copy.a $((rc + 1))
+    net_wait_ping $NP-a 10.77.0.1 5
+done
+out=$(ip netns exec $NP-a ping -n -c 5 -i 0.2 -W 2 10.77.0.1 2>&1)
+echo "$out" | grep -q "5 packets transmitted, 5 received" || fail "a after the double kills: $out"
+ok "a and its copier killed together 3 times: both restart (each handshake resets the pair once) and a reaches the lan (5 of 5)"
 echo "ctl net after the faults:"
 ctl net
 stop || fail "supervisor exited with $?"

@@ -219,12 +219,18 @@ static void own_handshake(microkit_channel ch)
 
 static void resync(void)
 {
-    if (cl_wait)
-        return;
     uint32_t req = atomic_load_explicit(&sync_->request, memory_order_acquire);
     if (req == 0 || req == acked || attach_client(true))
         return;
     acked = req;
+    if (cl_wait) {
+        /* Both of us restarted.  The client's request resets the pair for
+         * both, so ours is withdrawn before the client can see it: it reads
+         * up_request only after our ack below. */
+        cl_wait = false;
+        atomic_store_explicit(&sync_->up_request, atomic_load(&sync_->up_ack),
+                              memory_order_release);
+    }
     cl_up = true;
     atomic_store_explicit(&sync_->ack, req, memory_order_release);
     microkit_notify(NET_COPY_CH_CLIENT);
