@@ -112,9 +112,10 @@ static int open_packet(const char *cname, const struct sdf_device *d)
         }
     }
     err = errno ? -errno : -EIO;
-    sup_log("component '%s': device '%s' (packet on interface '%s'%s%s): %s: %s", cname, d->name,
-            d->ifname, d->netns ? " in namespace " : "", d->netns ? d->netns : "", what,
-            strerror(-err));
+    sup_log("component '%s': device '%s' (packet on interface '%s'%s%s): %s: %s; expected an "
+            "existing interface this supervisor may open (see `ip link`)",
+            cname, d->name, d->ifname, d->netns ? " in namespace " : "", d->netns ? d->netns : "",
+            what, strerror(-err));
     if (fd >= 0)
         close(fd);
     leave_netns(saved);
