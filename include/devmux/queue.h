@@ -281,6 +281,9 @@ struct dmq_pool {
 int dmq_pool_init(struct dmq_pool *pool, size_t region_size, uint32_t buf_size, uint32_t count,
                   bool peer_holds_all);
 void dmq_pool_fini(struct dmq_pool *pool);
+/* Forget who held what (the peer restarted): every buffer is the peer's,
+ * or every buffer is ours. */
+void dmq_pool_reset(struct dmq_pool *pool, bool peer_holds_all);
 
 /* Check a descriptor the peer handed us: aligned to a buffer, inside the
  * region, len within the buffer, and (ownership) the peer actually held it.

@@ -106,6 +106,11 @@ int dmq_pool_init(struct dmq_pool *pool, size_t region_size, uint32_t buf_size, 
     return 0;
 }
 
+void dmq_pool_reset(struct dmq_pool *pool, bool peer_holds_all)
+{
+    memset(pool->held_by_peer, peer_holds_all ? 1 : 0, pool->count);
+}
+
 void dmq_pool_fini(struct dmq_pool *pool)
 {
     free(pool->held_by_peer);

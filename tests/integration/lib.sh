@@ -226,7 +226,7 @@ net_line() {
 # net_counter VAR CLIENT KEY: sets VAR to a counter from `ctl net` (drop
 # counters it leaves out are 0).  CLIENT may also be "driver", "wire" or
 # "local" for those lines.
-net_counter() {
+net_counter() { # net_counter VAR NAME KEY (VAR must not be 'line' or 'v')
     local line v
     case $2 in
     driver | wire | local) line=$(net_line "$2") ;;
@@ -295,6 +295,14 @@ net_iperf_get() {
 net_lan_rcvbuf_errors() {
     ip netns exec $NP-lan awk '$1 == "Udp:" && !h { for (i = 2; i <= NF; i++) k[i] = $i; h = 1; next }
         $1 == "Udp:" { for (i = 2; i <= NF; i++) if (k[i] == "RcvbufErrors") print $i }' /proc/net/snmp
+}
+
+# ping_all NS IP N: N pings (every 0.2 s) from NS to IP, every one answered.
+ping_all() {
+    local out
+    out=$(ip netns exec "$1" ping -n -c "$3" -i 0.2 -W 2 "$2" 2>&1)
+    echo "$out" | grep -q "^$3 packets transmitted, $3 received" ||
+        fail "$1: ping $2: not $3 of $3 answered: $(echo "$out" | tail -3)"
 }
 
 # net_system NAME EXTRA_A EXTRA_B: the shared-network system the network

@@ -47,12 +47,6 @@ udp_rate() {
         "$T/iperf.json"
 }
 
-netf() { # netf CLIENT KEY: a counter from `ctl net` (0 when not shown)
-    ctl net | awk -v c="$1" -v k="$2" '$1 == "client" && $2 == c {
-        for (i = 3; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) { print kv[2]; exit } }
-        print 0; exit }'
-}
-
 # Baseline: the honest client alone.
 system hostile-base 0 > "$T/base.yaml"
 start "$T/base.yaml"
@@ -90,19 +84,23 @@ n=$(tcpdump -r "$T/wire.pcap" 2>/dev/null | wc -l)
 ok "no frame with the source written after handover reached the wire"
 
 for k in tx_drop_bad_desc tx_drop_bad_len tx_drop_bad_index rx_drop_bad_desc; do
-    v=$(netf h $k)
-    [ "$v" -gt 0 ] || fail "h's $k is $v; expected its garbage counted"
-    ok "h: $k=$v"
+    net_counter cnt h $k
+    [ "$cnt" -gt 0 ] || fail "h's $k is $cnt; expected its garbage counted"
+    ok "h: $k=$cnt"
 done
 # It never takes what it received nor gives buffers back: frames for it are
 # dropped for want of a buffer or of room in its own queue, and only its own.
-starved=$(($(netf h rx_drop_no_buffer) + $(netf h rx_drop_queue_full)))
+net_counter nb h rx_drop_no_buffer
+net_counter qf h rx_drop_queue_full
+starved=$((nb + qf))
 [ "$starved" -gt 0 ] || fail "h never returned buffers, yet no frame for it was dropped"
 ok "h exhausted only its own quota: $starved frames for it dropped"
-[ "$(netf h throttled)" -gt 0 ] || fail "h's flood was never throttled"
-ok "h's flood hit its rate limit ($(netf h throttled) frames held back)"
+net_counter th h throttled
+[ "$th" -gt 0 ] || fail "h's flood was never throttled"
+ok "h's flood hit its rate limit ($th frames held back)"
 for k in tx_drop_bad_desc tx_drop_bad_index rx_drop_no_buffer rx_drop_queue_full; do
-    [ "$(netf a $k)" = 0 ] || fail "a has $k=$(netf a $k); the damage spread"
+    net_counter cnt a $k
+    [ "$cnt" = 0 ] || fail "a has $k=$cnt; the damage spread"
 done
 ok "a has no drops charged to it"
 wait_log "\[lan0.txvirt\] client h: .*\(and [0-9]+ more like it in the last second\)"

@@ -11,13 +11,6 @@ declare -A TCP_MBPS
 
 MAC_A=$NET_MAC_A MAC_B=$NET_MAC_B MAC_C=$NET_MAC_C
 
-# ping_all NS IP N: N pings (every 0.2 s) from NS to IP, every one answered.
-ping_all() {
-    local out
-    out=$(ip netns exec "$1" ping -n -c "$3" -i 0.2 -W 2 "$2" 2>&1)
-    echo "$out" | grep -q "^$3 packets transmitted, $3 received" ||
-        fail "$1: ping $2: not $3 of $3 answered: $(echo "$out" | tail -3)"
-}
 
 RATE_B="
         rate: {bits: 20M, burst: 64K}"

@@ -574,6 +574,14 @@ static void test_pool_init(void **state)
     assert_int_equal(pool.count, NBUF);
     for (uint32_t i = 0; i < NBUF; i++)
         assert_int_equal(pool.held_by_peer[i], 1);
+    /* A peer restart forgets who held what, either way. */
+    pool.held_by_peer[1] = 0;
+    dmq_pool_reset(&pool, true);
+    for (uint32_t i = 0; i < NBUF; i++)
+        assert_int_equal(pool.held_by_peer[i], 1);
+    dmq_pool_reset(&pool, false);
+    for (uint32_t i = 0; i < NBUF; i++)
+        assert_int_equal(pool.held_by_peer[i], 0);
     dmq_pool_fini(&pool);
     assert_null(pool.held_by_peer);
 }

@@ -29,6 +29,22 @@ int net_producer(struct dmq_producer *p, const char *client, const char *suffix,
 int net_consumer(struct dmq_consumer *c, const char *client, const char *suffix, const char *item,
                  bool fresh);
 
+/* The survivor's side of the restart handshake (net.h): the request a
+ * restarted peer made that we have not answered yet, or 0. */
+static inline uint32_t net_sync_pending(struct net_sync *s, uint32_t acked)
+{
+    uint32_t req = atomic_load_explicit(&s->request, memory_order_acquire);
+    return req == acked ? 0 : req;
+}
+/* The pair is reset: answer req on channel ch and remember it in *acked. */
+static inline void net_sync_ack(struct net_sync *s, uint32_t req, uint32_t *acked,
+                                microkit_channel ch)
+{
+    *acked = req;
+    atomic_store_explicit(&s->ack, req, memory_order_release);
+    microkit_notify(ch);
+}
+
 /* One client's sharing policy, as the networks: section set it. */
 struct net_client_policy {
     char name[64];

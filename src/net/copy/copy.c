@@ -64,11 +64,7 @@ static int attach_client(bool fresh)
         return -1;
     dmq_set_fault_handler(&cl_free.q, on_fault, NULL);
     dmq_set_fault_handler(&cl_active.q, on_fault, NULL);
-    struct dmq_pool fresh_pool;
-    if (dmq_pool_init(&fresh_pool, (size_t)cl_count * cl_size, cl_size, cl_count, true))
-        return -1;
-    dmq_pool_fini(&cl_pool);
-    cl_pool = fresh_pool;
+    dmq_pool_reset(&cl_pool, true);
     top = 0;
     return 0;
 }
@@ -99,7 +95,8 @@ void init(void)
     cl_count = b->count;
     const struct devmux_item *cs = net_item(client, NET_REGION_COPY, NET_ITEM_SYNC);
     stack = calloc(cl_count, sizeof(*stack));
-    if (!stack || !cs || cs->size < NET_SYNC_BYTES || sy->size < NET_SYNC_BYTES)
+    if (!stack || !cs || cs->size < NET_SYNC_BYTES || sy->size < NET_SYNC_BYTES ||
+        dmq_pool_init(&cl_pool, (size_t)cl_count * cl_size, cl_size, cl_count, true))
         goto fail;
     copy_sync = cs->addr;
     acked = atomic_load(&sync_->ack); /* never replay a client's old request */
@@ -219,10 +216,9 @@ static void own_handshake(microkit_channel ch)
 
 static void resync(void)
 {
-    uint32_t req = atomic_load_explicit(&sync_->request, memory_order_acquire);
-    if (req == 0 || req == acked || attach_client(true))
+    uint32_t req = net_sync_pending(sync_, acked);
+    if (!req || attach_client(true))
         return;
-    acked = req;
     if (cl_wait) {
         /* Both of us restarted.  The client's request resets the pair for
          * both, so ours is withdrawn before the client can see it: it reads
@@ -232,8 +228,7 @@ static void resync(void)
                               memory_order_release);
     }
     cl_up = true;
-    atomic_store_explicit(&sync_->ack, req, memory_order_release);
-    microkit_notify(NET_COPY_CH_CLIENT);
+    net_sync_ack(sync_, req, &acked, NET_COPY_CH_CLIENT);
 }
 
 void notified(microkit_channel ch)

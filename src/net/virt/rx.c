@@ -322,33 +322,29 @@ static void reclaim_driver(void)
 
 static void resync_driver(void)
 {
-    uint32_t req = atomic_load_explicit(&drv_sync->request, memory_order_acquire);
-    if (req == 0 || req == drv_acked)
+    uint32_t req = net_sync_pending(drv_sync, drv_acked);
+    if (!req)
         return;
     /* A new request means the old driver is gone, whether or not its
      * peer_fault has been seen yet. */
     reclaim_driver();
     if (attach_driver(true))
         return;
-    drv_acked = req;
     drv_up = true;
-    atomic_store_explicit(&drv_sync->ack, req, memory_order_release);
-    microkit_notify(NET_RXV_CH_DRV);
+    net_sync_ack(drv_sync, req, &drv_acked, NET_RXV_CH_DRV);
 }
 
 static void resync_copier(unsigned k)
 {
     struct copier *c = &copiers[k];
-    uint32_t req = atomic_load_explicit(&c->sync->request, memory_order_acquire);
-    if (req == 0 || req == c->acked)
+    uint32_t req = net_sync_pending(c->sync, c->acked);
+    if (!req)
         return;
     reclaim_copier(k); /* a new request means the old copier is gone */
     if (attach_copier(k, true))
         return;
-    c->acked = req;
     c->up = true;
-    atomic_store_explicit(&c->sync->ack, req, memory_order_release);
-    microkit_notify(NET_RXV_CH_COPY0 + k);
+    net_sync_ack(c->sync, req, &c->acked, NET_RXV_CH_COPY0 + k);
 }
 
 void notified(microkit_channel ch)

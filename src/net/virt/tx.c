@@ -104,11 +104,7 @@ static int attach_client(unsigned i, bool fresh)
         return -1;
     dmq_set_fault_handler(&c->active.q, on_client_fault, c);
     dmq_set_fault_handler(&c->free.q, on_client_fault, c);
-    struct dmq_pool fresh_pool;
-    if (dmq_pool_init(&fresh_pool, (size_t)c->count * c->buf_size, c->buf_size, c->count, true))
-        return -1;
-    dmq_pool_fini(&c->pool);
-    c->pool = fresh_pool;
+    dmq_pool_reset(&c->pool, true);
     c->has_pending = false;
     return 0;
 }
@@ -167,6 +163,8 @@ void init(void)
         c->sync = s->addr;
         c->acked = atomic_load(&c->sync->ack); /* never replay an old request */
         c->up = true;
+        if (dmq_pool_init(&c->pool, (size_t)c->count * c->buf_size, c->buf_size, c->count, true))
+            goto fail;
         c->tokens = (unsigned __int128)pol.c[i].burst * 8 * 1000000000u;
         c->last_ns = devmux_now_ns();
         if (attach_client(i, false))
@@ -416,15 +414,11 @@ static void run(void)
 static void resync_client(unsigned i)
 {
     struct client *c = &clients[i];
-    uint32_t req = atomic_load_explicit(&c->sync->request, memory_order_acquire);
-    if (req == 0 || req == c->acked)
+    uint32_t req = net_sync_pending(c->sync, c->acked);
+    if (!req || attach_client(i, true))
         return;
-    if (attach_client(i, true))
-        return;
-    c->acked = req;
     c->up = true;
-    atomic_store_explicit(&c->sync->ack, req, memory_order_release);
-    microkit_notify(NET_TXV_CH_CLIENT0 + i);
+    net_sync_ack(c->sync, req, &c->acked, NET_TXV_CH_CLIENT0 + i);
 }
 
 /* The driver is gone, and with it every buffer it held. */
@@ -439,16 +433,14 @@ static void reclaim_driver(void)
 
 static void resync_driver(void)
 {
-    uint32_t req = atomic_load_explicit(&drv_sync->request, memory_order_acquire);
-    if (req == 0 || req == drv_acked)
+    uint32_t req = net_sync_pending(drv_sync, drv_acked);
+    if (!req)
         return;
     reclaim_driver(); /* a new request means the old driver is gone */
     if (attach_driver(true))
         return;
-    drv_acked = req;
     drv_up = true;
-    atomic_store_explicit(&drv_sync->ack, req, memory_order_release);
-    microkit_notify(NET_TXV_CH_DRV);
+    net_sync_ack(drv_sync, req, &drv_acked, NET_TXV_CH_DRV);
 }
 
 void notified(microkit_channel ch)
