@@ -80,6 +80,12 @@ enum {
 #define NET_REGION_COPY      "copy"
 #define NET_REGION_CLIENT_RX "rx"
 #define NET_REGION_CLIENT_TX "tx"
+/* A NIC driver on a hardware-layer device (nic: {pci: ...}) also gets this
+ * region, device-visible and its own, for descriptor rings and headers;
+ * rx_dma and tx_dma are then device-visible too, so frames move by DMA
+ * straight between the device and the network's buffers. */
+#define NET_REGION_DRV_DMA "drv_dma"
+#define NET_DRV_DMA_BYTES  (128u * 1024u)
 
 #define NET_ITEM_BUFFERS "buffers"
 #define NET_ITEM_FREE    "free"
@@ -190,6 +196,9 @@ struct net_drv_stats {
     struct net_counters rx, tx;
     uint64_t link_up;  /* 1 while the link is up */
     uint64_t restarts; /* how often the driver (re)attached to the device */
+    /* A device the driver programs (net-virtio): how often it misbehaved
+     * and was reset and re-initialised.  0 for net-packet. */
+    uint64_t device_resets;
 };
 
 /* ---- frames -------------------------------------------------------------- */

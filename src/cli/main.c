@@ -29,6 +29,8 @@ static void usage(FILE *f)
           "       devmux check SYSTEM.yaml\n"
           "       devmux ctl [--ctl SOCKET | --system NAME]\n"
           "                  status | net [NETWORK] | restart COMPONENT | shutdown\n"
+          "                  | machine [NAME] | machine NAME add MODEL ID [KEY=VALUE ...]\n"
+          "                  | machine NAME del ID\n"
           "Components named without a '/' are searched in $DEVMUX_PATH (colon-separated),\n"
           "then in the build and install directories.\n",
           f);

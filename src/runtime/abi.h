@@ -10,10 +10,11 @@
 
 #include <stdint.h>
 
+#include "devmux/hw.h"
 #include "devmux/microkit.h"
 
 #define DMX_BOOT_MAGIC   0x42584d44u /* "DMXB" */
-#define DMX_BOOT_VERSION 2
+#define DMX_BOOT_VERSION 3
 #define DMX_NAME_LEN     64
 #define DMX_MAX_REGIONS  80
 #define DMX_MAX_ITEMS    256
@@ -34,6 +35,10 @@ struct dmx_boot_region {
     uint64_t vaddr; /* 0: anywhere */
     int32_t fd;
     uint32_t writable;
+    uint64_t offset; /* where the region starts in fd */
+    uint64_t dev;    /* device address of its first byte, if dma */
+    uint32_t dma;    /* device-visible memory (a machine's RAM or IOMMU-mapped) */
+    uint32_t pad;
 };
 
 struct dmx_boot_item {
@@ -54,12 +59,19 @@ struct dmx_boot_channel {
 };
 
 /* A device resource: a descriptor the supervisor opened for us, whose
- * readiness is delivered as an interrupt on channel irq. */
+ * readiness is delivered as an interrupt on channel irq.  For a PCI device,
+ * fd is the backend's handle (qemu: the wire socket of src/hw/qemu/wire.h;
+ * vfio: the VFIO device descriptor) and the interrupt is irq_fd, an eventfd
+ * the backend signals. */
 struct dmx_boot_device {
     char name[DMX_NAME_LEN];
     int32_t fd;
     uint32_t irq;
-    uint32_t kind; /* enum sdf_device_kind */
+    uint32_t kind;    /* enum sdf_device_kind */
+    int32_t irq_fd;   /* -1: readiness of fd is the interrupt */
+    uint32_t backend; /* enum sdf_machine_backend, for SDF_DEV_PCI */
+    int32_t aux_fd;   /* vfio: the container descriptor; else -1 */
+    struct hw_pci_info pci;
 };
 
 struct dmx_boot {

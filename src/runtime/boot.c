@@ -61,7 +61,7 @@ void dmx_boot_map(void)
         const struct dmx_boot_region *r = &b->regions[i];
         int prot = PROT_READ | (r->writable ? PROT_WRITE : 0);
         int flags = MAP_SHARED | (r->vaddr ? MAP_FIXED_NOREPLACE : 0);
-        void *p = mmap((void *)(uintptr_t)r->vaddr, r->size, prot, flags, r->fd, 0);
+        void *p = mmap((void *)(uintptr_t)r->vaddr, r->size, prot, flags, r->fd, (off_t)r->offset);
         if (p == MAP_FAILED)
             dmx_die("cannot map region '%s' (%llu bytes at %#llx): %s", r->name,
                     (unsigned long long)r->size, (unsigned long long)r->vaddr, strerror(errno));
@@ -161,6 +161,24 @@ uint64_t devmux_config_u64(const char *key, uint64_t def)
         return def;
     }
     return (uint64_t)v * mul;
+}
+
+const struct dmx_boot_device *dmx_boot_device(const char *name)
+{
+    for (uint32_t i = 0; i < dmx_boot->ndevices && i < DMX_MAX_DEVICES; i++)
+        if (!strcmp(dmx_boot->devices[i].name, name))
+            return &dmx_boot->devices[i];
+    return NULL;
+}
+
+const struct dmx_boot_region *dmx_boot_region(const char *name, void **addr)
+{
+    for (uint32_t i = 0; i < dmx_boot->nregions; i++)
+        if (!strcmp(dmx_boot->regions[i].name, name)) {
+            *addr = regions[i].addr;
+            return &dmx_boot->regions[i];
+        }
+    return NULL;
 }
 
 int devmux_device(const char *name, microkit_channel *irq)

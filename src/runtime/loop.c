@@ -28,8 +28,12 @@ struct chan {
 static struct chan chans[MICROKIT_MAX_CHANNELS];
 static uint64_t mrs[MICROKIT_MAX_MRS];
 static int epfd = -1, timer_fd = -1;
-/* Device descriptor whose readiness is the interrupt on channel ch, or -1. */
+/* Device descriptor whose readiness is the interrupt on channel ch, or -1;
+ * irq_counted: it is an eventfd counting interrupts, which we drain. */
 static int irq_fd[MICROKIT_MAX_CHANNELS];
+static bool irq_counted[MICROKIT_MAX_CHANNELS];
+static void (*irq_hook[MICROKIT_MAX_CHANNELS])(void *);
+static void *irq_hook_ctx[MICROKIT_MAX_CHANNELS];
 
 /* Control messages that arrive while we are inside an entry point (during a
  * ppcall) wait here, so entry points never nest. */
@@ -98,7 +102,17 @@ void microkit_irq_ack(microkit_channel ch)
         devmux_log("irq_ack on channel %u: no interrupt is routed to this channel", ch);
         return;
     }
+    if (irq_hook[ch])
+        irq_hook[ch](irq_hook_ctx[ch]);
     irq_arm(ch, EPOLL_CTL_MOD);
+}
+
+void dmx_irq_ack_hook(microkit_channel ch, void (*fn)(void *ctx), void *ctx)
+{
+    if (ch < MICROKIT_MAX_CHANNELS) {
+        irq_hook[ch] = fn;
+        irq_hook_ctx[ch] = ctx;
+    }
 }
 
 uint64_t devmux_now_ns(void)
@@ -323,8 +337,10 @@ int main(void)
         irq_fd[ch] = -1;
     for (uint32_t i = 0; i < dmx_boot->ndevices && i < DMX_MAX_DEVICES; i++) {
         const struct dmx_boot_device *d = &dmx_boot->devices[i];
-        if (d->irq < MICROKIT_MAX_CHANNELS && d->fd >= 0) {
-            irq_fd[d->irq] = d->fd;
+        int fd = d->irq_fd >= 0 ? d->irq_fd : d->fd;
+        if (d->irq < MICROKIT_MAX_CHANNELS && fd >= 0) {
+            irq_fd[d->irq] = fd;
+            irq_counted[d->irq] = d->irq_fd >= 0;
             irq_arm(d->irq, EPOLL_CTL_ADD);
         }
     }
@@ -368,6 +384,13 @@ int main(void)
                 if (chans[ch].serve_fd >= 0)
                     serve(ch);
             } else if (tag == TAG_IRQ) {
+                uint64_t cnt;
+                /* Interrupts that came while this one was pending merge
+                 * into it, as on a real line. */
+                if (irq_counted[ch] && read(irq_fd[ch], &cnt, sizeof(cnt)) != sizeof(cnt)) {
+                    irq_arm(ch, EPOLL_CTL_MOD);
+                    continue;
+                }
                 if (notified)
                     notified(ch);
             } else if (tag == TAG_TIMER) {

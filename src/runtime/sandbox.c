@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <linux/if_packet.h>
+#include <linux/vfio.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -88,7 +89,6 @@ static int seccomp_allow_list(void)
         /* clone3 hides its flags behind a pointer; ENOSYS makes glibc use clone */
         {SCMP_SYS(clone3), SCMP_ACT_ERRNO(ENOSYS), 0, {{0}}},
         /* harmless probes answered with an error rather than death */
-        {SCMP_SYS(ioctl), SCMP_ACT_ERRNO(ENOTTY), 0, {{0}}},
         {SCMP_SYS(prctl), SCMP_ACT_ALLOW, 1, {SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME)}},
         {SCMP_SYS(prctl), SCMP_ACT_ERRNO(EPERM), 1, {SCMP_A0(SCMP_CMP_NE, PR_SET_NAME)}},
         {SCMP_SYS(prlimit64),
@@ -126,6 +126,42 @@ static int seccomp_allow_list(void)
         };
 #undef PKT_SET
         rc = sbx_seccomp_add(f, SCMP_ACT_ALLOW, NULL, 0, dev, sizeof(dev) / sizeof(dev[0]));
+    }
+    /* A VFIO device: the few device ioctls its backend uses, and config and
+     * region access by offset, on that descriptor only.  Never the
+     * container's ioctls: a driver must not change its own DMA window. */
+    int vfio_fd = -1;
+    for (uint32_t i = 0; !rc && i < dmx_boot->ndevices && i < DMX_MAX_DEVICES; i++) {
+        const struct dmx_boot_device *d = &dmx_boot->devices[i];
+        if (d->kind != SDF_DEV_PCI || d->backend != SDF_BACKEND_VFIO || d->fd < 0)
+            continue;
+        scmp_datum_t fd = (scmp_datum_t)d->fd;
+        vfio_fd = d->fd;
+#define VFIO_IOCTL(req)                                                                            \
+    {                                                                                              \
+        SCMP_SYS(ioctl), SCMP_ACT_ALLOW, 2,                                                        \
+        {                                                                                          \
+            SCMP_A0(SCMP_CMP_EQ, fd), SCMP_A1(SCMP_CMP_EQ, req)                                    \
+        }                                                                                          \
+    }
+        const struct sbx_rule dev[] = {
+            VFIO_IOCTL(VFIO_DEVICE_GET_INFO),
+            VFIO_IOCTL(VFIO_DEVICE_GET_REGION_INFO),
+            VFIO_IOCTL(VFIO_DEVICE_GET_IRQ_INFO),
+            VFIO_IOCTL(VFIO_DEVICE_SET_IRQS),
+            VFIO_IOCTL(VFIO_DEVICE_RESET),
+            {SCMP_SYS(pread64), SCMP_ACT_ALLOW, 1, {SCMP_A0(SCMP_CMP_EQ, fd)}},
+            {SCMP_SYS(pwrite64), SCMP_ACT_ALLOW, 1, {SCMP_A0(SCMP_CMP_EQ, fd)}},
+            {SCMP_SYS(ioctl), SCMP_ACT_ERRNO(ENOTTY), 1, {SCMP_A0(SCMP_CMP_NE, fd)}},
+        };
+#undef VFIO_IOCTL
+        rc = sbx_seccomp_add(f, SCMP_ACT_ALLOW, NULL, 0, dev, sizeof(dev) / sizeof(dev[0]));
+        break; /* a driver has one device */
+    }
+    /* Anything else asking about a terminal gets "not a terminal". */
+    if (!rc && vfio_fd < 0) {
+        const struct sbx_rule notty[] = {{SCMP_SYS(ioctl), SCMP_ACT_ERRNO(ENOTTY), 0, {{0}}}};
+        rc = sbx_seccomp_add(f, SCMP_ACT_ALLOW, NULL, 0, notty, 1);
     }
     rc = rc ?: seccomp_load(f);
     seccomp_release(f);

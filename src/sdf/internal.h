@@ -55,6 +55,10 @@ void sdf_net_specs_free(struct sdf_net_specs *nets);
  * 2^64 (*bad is then the item where it did). */
 uint64_t sdf_layout_items(struct sdf_region *r, size_t *bad);
 
+/* Checks machines, PCI grants and device-visible regions, and gives each
+ * such region its device address (machine.c). */
+void sdf_check_machines(struct sdf_system *sys, struct sdf_errors *errs);
+
 void sdf_component_free(struct sdf_component *c);
 void sdf_device_free(struct sdf_device *d);
 

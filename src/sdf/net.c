@@ -195,8 +195,10 @@ static void add_device(struct sdf_component *c, const char *name, const struct s
     struct sdf_device *d = &c->devices[c->ndevices++];
     *d = *like;
     d->name = xstrdup(name);
-    d->ifname = xstrdup(like->ifname);
+    d->ifname = like->ifname ? xstrdup(like->ifname) : NULL;
     d->netns = like->netns ? xstrdup(like->netns) : NULL;
+    d->machine = like->machine ? xstrdup(like->machine) : NULL;
+    d->mdevice = like->mdevice ? xstrdup(like->mdevice) : NULL;
     d->irq = irq;
     d->loc = loc;
 }
@@ -207,8 +209,14 @@ static struct sdf_region *add_region(struct sdf_system *sys, char *name, struct 
     struct sdf_region *r = &sys->regions[sys->nregions++];
     memset(r, 0, sizeof(*r));
     r->name = name;
-    r->loc = r->size_loc = loc;
+    r->loc = r->size_loc = r->machine_loc = loc;
+    r->mach = -1;
     return r;
+}
+
+static void set_machine(struct sdf_region *r, const char *machine)
+{
+    r->machine = machine ? xstrdup(machine) : NULL;
 }
 
 static void add_item(struct sdf_region *r, const char *name, enum sdf_item_kind kind,
@@ -302,12 +310,15 @@ static void expand(struct sdf_system *sys, const struct sdf_net_spec *net, uint8
     struct sdf_component copier_fault = {
         .fault = SDF_FAULT_RESTART, .backoff_min_ms = 50, .backoff_max_ms = 1000};
     const struct sdf_component *d = &net->driver;
-    size_t ci = add_comp(sys, xstrdup(drv), d->program ? d->program : "net-packet",
+    bool pci = net->nic.kind == SDF_DEV_PCI;
+    const char *def_driver = pci ? "net-virtio" : "net-packet";
+    size_t ci = add_comp(sys, xstrdup(drv), d->program ? d->program : def_driver,
                          d->program ? d->program_loc : d->loc, d, d->loc);
     for (size_t k = 0; k < d->nconfig; k++)
         set_cfg(&sys->comps[ci], xstrdup(d->config[k].key), xstrdup(d->config[k].value));
     set_cfg(&sys->comps[ci], xstrdup("net"), xstrdup(n));
-    set_cfg(&sys->comps[ci], xstrdup("interface"), xstrdup(net->nic.ifname));
+    if (!pci)
+        set_cfg(&sys->comps[ci], xstrdup("interface"), xstrdup(net->nic.ifname));
     add_device(&sys->comps[ci], "nic", &net->nic, NET_DRV_CH_IRQ, net->loc);
     ci = add_comp(sys, xstrdup(rxv), "net-rxvirt", net->loc, NULL, net->loc);
     virt_config(&sys->comps[ci], net, macs);
@@ -341,7 +352,9 @@ static void expand(struct sdf_system *sys, const struct sdf_net_spec *net, uint8
         }
     }
 
-    /* Regions. */
+    /* Regions.  With a device behind the hardware layer, the buffer pools
+     * are device-visible memory of its machine, so frames move by DMA. */
+    const char *mach = pci ? net->nic.machine : NULL;
     uint32_t b = net->buffers, s = net->buffer_size, qb = pow2(b);
     struct sdf_region *r = add_region(sys, fmt("%s." NET_REGION_RX_DMA, n), net->loc);
     add_item(r, NET_ITEM_BUFFERS, SDF_ITEM_BUFFERS, b, s, 0);
@@ -350,6 +363,7 @@ static void expand(struct sdf_system *sys, const struct sdf_net_spec *net, uint8
     for (size_t i = 0; i < nc; i++)
         add_map(r, copy[i], false);
     size_region(r);
+    set_machine(r, mach);
 
     r = add_region(sys, fmt("%s." NET_REGION_TX_DMA, n), net->loc);
     add_item(r, NET_ITEM_BUFFERS, SDF_ITEM_BUFFERS, b, s, 0);
@@ -359,6 +373,15 @@ static void expand(struct sdf_system *sys, const struct sdf_net_spec *net, uint8
     for (size_t i = 0; i < nc; i++)
         add_map(r, copy[i], false);
     size_region(r);
+    set_machine(r, mach);
+
+    if (pci) {
+        r = add_region(sys, fmt("%s." NET_REGION_DRV_DMA, n), net->loc);
+        add_item(r, "rings", SDF_ITEM_BYTES, 0, 0, NET_DRV_DMA_BYTES);
+        add_map(r, drv, true);
+        size_region(r);
+        set_machine(r, mach);
+    }
 
     r = add_region(sys, fmt("%s." NET_REGION_DRV_RX, n), net->loc);
     add_item(r, NET_ITEM_FREE, SDF_ITEM_QUEUE, qb, 0, 0);

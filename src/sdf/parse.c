@@ -489,6 +489,30 @@ static void parse_tap(struct ctx *c, yaml_node_t *v, struct sdf_device *d, bool 
     for_keys(c, v, "tap", with_mac ? keys : keys_nomac, tap_key, d);
 }
 
+static void pci_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj)
+{
+    struct sdf_device *d = obj;
+    if (!strcmp(key, "machine")) {
+        free(d->machine);
+        d->machine = get_name(c, v, "machine");
+    } else if (!strcmp(key, "device")) {
+        free(d->mdevice);
+        d->mdevice = get_name(c, v, "device");
+    }
+}
+
+/* A grant of one device of a machine: `pci: {machine: M, device: D}`. */
+static void parse_pci(struct ctx *c, yaml_node_t *v, struct sdf_device *d, const char *what)
+{
+    d->kind = SDF_DEV_PCI;
+    d->mach = d->mdev = -1;
+    if (!expect(c, v, YAML_MAPPING_NODE, what))
+        return;
+    static const char *const keys[] = {"machine", "device", NULL};
+    require(c, v, what, keys);
+    for_keys(c, v, what, keys, pci_key, d);
+}
+
 static void device_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj)
 {
     struct sdf_device *d = obj;
@@ -499,6 +523,8 @@ static void device_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj
         parse_packet(c, v, d);
     } else if (!strcmp(key, "tap")) {
         parse_tap(c, v, d, true);
+    } else if (!strcmp(key, "pci")) {
+        parse_pci(c, v, d, "pci");
     } else if (!strcmp(key, "irq")) {
         if (get_u64(c, v, "irq", SDF_MAX_CHANNEL, &x))
             d->irq = (uint32_t)x;
@@ -524,13 +550,14 @@ static void parse_devices(struct ctx *c, yaml_node_t *v, struct sdf_component *c
         struct sdf_device *d = &comp->devices[comp->ndevices++];
         memset(d, 0, sizeof(*d));
         d->loc = loc_of(n);
-        static const char *const keys[] = {"name", "packet", "tap", "irq", NULL};
+        static const char *const keys[] = {"name", "packet", "tap", "pci", "irq", NULL};
         static const char *const req[] = {"name", "irq", NULL};
         require(c, n, "device", req);
-        int kinds = has_key(c, n, "packet") + has_key(c, n, "tap");
+        int kinds = has_key(c, n, "packet") + has_key(c, n, "tap") + has_key(c, n, "pci");
         if (kinds != 1)
             sdf_error(c->errs, loc_of(n),
-                      "device has %d kinds; expected exactly one of 'packet' or 'tap'", kinds);
+                      "device has %d kinds; expected exactly one of 'packet', 'tap' or 'pci'",
+                      kinds);
         for_keys(c, n, "device", keys, device_key, d);
     }
 }
@@ -675,6 +702,9 @@ static void region_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj
                       "region size %" PRIu64 " is not a positive multiple of the page size; "
                       "expected a multiple of %u",
                       r->size, SDF_PAGE);
+    } else if (!strcmp(key, "machine")) {
+        r->machine = get_name(c, v, "machine");
+        r->machine_loc = loc_of(v);
     } else if (!strcmp(key, "layout")) {
         if (!expect(c, v, YAML_SEQUENCE_NODE, "layout"))
             return;
@@ -745,7 +775,8 @@ static void parse_regions(struct ctx *c, yaml_node_t *seq, struct sdf_system *sy
         struct sdf_region *r = &sys->regions[sys->nregions++];
         memset(r, 0, sizeof(*r));
         r->loc = loc_of(n);
-        static const char *const keys[] = {"name", "size", "layout", "map", NULL};
+        r->mach = -1;
+        static const char *const keys[] = {"name", "size", "machine", "layout", "map", NULL};
         static const char *const req[] = {"name", "size", NULL};
         require(c, n, "region", req);
         for_keys(c, n, "region", keys, region_key, r);
@@ -991,6 +1022,9 @@ static void nic_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj)
     if (!strcmp(key, "packet")) {
         net->has_nic = true;
         parse_packet(c, v, &net->nic);
+    } else if (!strcmp(key, "virtio")) {
+        net->has_nic = true;
+        parse_pci(c, v, &net->nic, "virtio");
     }
 }
 
@@ -1020,13 +1054,15 @@ static void network_key(struct ctx *c, const char *key, yaml_node_t *v, void *ob
     } else if (!strcmp(key, "nic")) {
         if (!expect(c, v, YAML_MAPPING_NODE, "nic"))
             return;
-        /* One key per kind of device; `virtio` is meant to join `packet`. */
-        static const char *const kinds[] = {"packet", NULL};
+        /* One key per kind of NIC: a host interface, or a virtio-net
+         * device of a machine. */
+        static const char *const kinds[] = {"packet", "virtio", NULL};
         int n = 0;
         for (const char *const *k = kinds; *k; k++)
             n += has_key(c, v, *k);
         if (n != 1)
-            sdf_error(c->errs, loc_of(v), "nic has %d kinds; expected exactly one of: packet", n);
+            sdf_error(c->errs, loc_of(v),
+                      "nic has %d kinds; expected exactly one of: packet, virtio", n);
         for_keys(c, v, "nic", kinds, nic_key, net);
     } else if (!strcmp(key, "driver")) {
         if (!expect(c, v, YAML_MAPPING_NODE, "driver"))
@@ -1095,6 +1131,230 @@ static void parse_networks(struct ctx *c, yaml_node_t *seq)
     }
 }
 
+/* ---- machines ---------------------------------------------------------- */
+
+/* QEMU reads -device as KEY=VALUE pairs split on ','; a name that could
+ * carry a ',' or '=' would let the description inject options. */
+static char *get_word(struct ctx *c, yaml_node_t *v, const char *what)
+{
+    if (!expect(c, v, YAML_SCALAR_NODE, what))
+        return NULL;
+    const char *s = scalar(v);
+    size_t n = strlen(s);
+    bool ok = n > 0 && n <= 64;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+             (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '-' || s[i] == '.';
+    if (!ok) {
+        sdf_error(c->errs, loc_of(v),
+                  "%s '%s' is not valid; expected 1 to 64 characters of [A-Za-z0-9_.-]", what, s);
+        return NULL;
+    }
+    return xstrdup(s);
+}
+
+/* "SS.F": slot and function on bus 0, in hex, as QEMU's addr= takes it. */
+static void get_pci_addr(struct ctx *c, yaml_node_t *v, struct sdf_machine_device *d)
+{
+    if (!expect(c, v, YAML_SCALAR_NODE, "pci"))
+        return;
+    const char *s = scalar(v);
+    unsigned slot, fn;
+    int used = -1;
+    if (sscanf(s, "%2x.%1x%n", &slot, &fn, &used) != 2 || used != (int)strlen(s) ||
+        !isxdigit((unsigned char)s[0]) || slot < 1 || slot > 0x1e || fn != 0) {
+        sdf_error(c->errs, loc_of(v),
+                  "pci address '%s' is not usable; expected SLOT.0 with SLOT in hex from 01 to "
+                  "1e (00 is the host bridge, 1f the chipset; function 0 only)",
+                  s);
+        return;
+    }
+    d->slot = (int)slot;
+    d->func = (int)fn;
+}
+
+static void wire_tap_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj)
+{
+    struct sdf_machine_device *d = obj;
+    if (!strcmp(key, "netns")) {
+        free(d->wire_netns);
+        d->wire_netns = get_netns(c, v);
+    } else if (!strcmp(key, "ifname")) {
+        free(d->wire_ifname);
+        d->wire_ifname = get_ifname(c, v, "ifname");
+    }
+}
+
+static void wire_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj)
+{
+    struct sdf_machine_device *d = obj;
+    if (!strcmp(key, "tap")) {
+        d->wire = SDF_WIRE_TAP;
+        if (!expect(c, v, YAML_MAPPING_NODE, "tap"))
+            return;
+        static const char *const keys[] = {"netns", "ifname", NULL};
+        static const char *const req[] = {"ifname", NULL};
+        require(c, v, "tap", req);
+        for_keys(c, v, "tap", keys, wire_tap_key, d);
+    } else if (!strcmp(key, "user")) {
+        d->wire = SDF_WIRE_USER;
+        if (v->type != YAML_MAPPING_NODE ||
+            v->data.mapping.pairs.top != v->data.mapping.pairs.start)
+            sdf_error(c->errs, loc_of(v), "user takes no options; expected user: {}");
+    }
+}
+
+static void mdevice_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj)
+{
+    struct sdf_machine_device *d = obj;
+    if (!strcmp(key, "name")) {
+        d->name = get_name(c, v, "device name");
+        d->name_loc = loc_of(v);
+    } else if (!strcmp(key, "model")) {
+        d->model = get_word(c, v, "model");
+    } else if (!strcmp(key, "host")) {
+        d->host = get_str(c, v, "host");
+    } else if (!strcmp(key, "pci")) {
+        get_pci_addr(c, v, d);
+    } else if (!strcmp(key, "bus")) {
+        d->bus = get_word(c, v, "bus");
+    } else if (!strcmp(key, "properties")) {
+        if (!expect(c, v, YAML_MAPPING_NODE, "properties"))
+            return;
+        for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top;
+             p++) {
+            yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+            yaml_node_t *val = yaml_document_get_node(c->doc, p->value);
+            char *kw = get_word(c, k, "property name");
+            if (!kw)
+                continue;
+            static const char *const reserved[] = {"id", "addr", "bus", "netdev", "driver", NULL};
+            bool bad = false;
+            for (const char *const *r = reserved; *r && !bad; r++)
+                bad = !strcmp(kw, *r);
+            if (bad)
+                sdf_error(c->errs, loc_of(k),
+                          "property '%s' is set by devmux; expected other properties (name, "
+                          "model, pci, bus and wire say what it would)",
+                          kw);
+            for (size_t i = 0; i < d->nprops && !bad; i++)
+                if (!strcmp(d->props[i].key, kw)) {
+                    sdf_error(c->errs, loc_of(k),
+                              "property '%s' repeated; expected each property once", kw);
+                    bad = true;
+                }
+            if (bad) {
+                free(kw);
+                continue;
+            }
+            if (!expect(c, val, YAML_SCALAR_NODE, "a property value") || has_nul(val)) {
+                free(kw);
+                continue;
+            }
+            d->props = xrealloc(d->props, (d->nprops + 1) * sizeof(*d->props));
+            d->props[d->nprops].key = kw;
+            d->props[d->nprops].value = xstrdup(scalar(val));
+            d->nprops++;
+        }
+    } else if (!strcmp(key, "wire")) {
+        if (!expect(c, v, YAML_MAPPING_NODE, "wire"))
+            return;
+        static const char *const kinds[] = {"tap", "user", NULL};
+        int n = has_key(c, v, "tap") + has_key(c, v, "user");
+        if (n != 1)
+            sdf_error(c->errs, loc_of(v), "wire has %d kinds; expected exactly one of: tap, user",
+                      n);
+        for_keys(c, v, "wire", kinds, wire_key, d);
+    }
+}
+
+static void machine_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj)
+{
+    struct sdf_machine *m = obj;
+    if (!strcmp(key, "name")) {
+        m->name = get_name(c, v, "machine name");
+        m->name_loc = loc_of(v);
+    } else if (!strcmp(key, "backend")) {
+        if (!expect(c, v, YAML_SCALAR_NODE, "backend"))
+            return;
+        if (!strcmp(scalar(v), "qemu"))
+            m->backend = SDF_BACKEND_QEMU;
+        else if (!strcmp(scalar(v), "vfio"))
+            m->backend = SDF_BACKEND_VFIO;
+        else
+            sdf_error(c->errs, loc_of(v), "backend '%s' is unknown; expected qemu or vfio",
+                      scalar(v));
+    } else if (!strcmp(key, "memory")) {
+        m->memory_loc = loc_of(v);
+        uint64_t x;
+        if (!get_u64(c, v, "memory", 2ull << 30, &x))
+            return;
+        if (x < (16u << 20) || x % (1u << 20))
+            sdf_error(c->errs, loc_of(v),
+                      "memory %" PRIu64 " is not usable; expected whole MiB from 16M to 2G", x);
+        else
+            m->memory = x;
+    } else if (!strcmp(key, "fault")) {
+        if (!expect(c, v, YAML_SCALAR_NODE, "fault"))
+            return;
+        if (!strcmp(scalar(v), "restart"))
+            m->fault = SDF_FAULT_RESTART;
+        else if (!strcmp(scalar(v), "shutdown"))
+            m->fault = SDF_FAULT_SHUTDOWN;
+        else
+            sdf_error(c->errs, loc_of(v),
+                      "machine fault policy '%s' is unknown; expected restart or shutdown",
+                      scalar(v));
+    } else if (!strcmp(key, "devices")) {
+        if (!expect(c, v, YAML_SEQUENCE_NODE, "devices"))
+            return;
+        size_t count = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+        if (count > SDF_MAX_MACHINE_DEVICES) {
+            sdf_error(c->errs, loc_of(v), "machine has %zu devices; expected at most %d", count,
+                      SDF_MAX_MACHINE_DEVICES);
+            return;
+        }
+        for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+             it++) {
+            yaml_node_t *n = yaml_document_get_node(c->doc, *it);
+            if (!expect(c, n, YAML_MAPPING_NODE, "a machine device"))
+                continue;
+            m->devices = xrealloc(m->devices, (m->ndevices + 1) * sizeof(*m->devices));
+            struct sdf_machine_device *d = &m->devices[m->ndevices++];
+            memset(d, 0, sizeof(*d));
+            d->loc = d->name_loc = loc_of(n);
+            d->slot = d->func = -1;
+            static const char *const keys[] = {"name", "model",      "host", "pci",
+                                               "bus",  "properties", "wire", NULL};
+            static const char *const req[] = {"name", NULL};
+            require(c, n, "machine device", req);
+            for_keys(c, n, "machine device", keys, mdevice_key, d);
+        }
+    }
+}
+
+static void parse_machines(struct ctx *c, yaml_node_t *seq, struct sdf_system *sys)
+{
+    if (!expect(c, seq, YAML_SEQUENCE_NODE, "machines"))
+        return;
+    for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top;
+         it++) {
+        yaml_node_t *n = yaml_document_get_node(c->doc, *it);
+        if (!expect(c, n, YAML_MAPPING_NODE, "a machine"))
+            continue;
+        sys->machines = xrealloc(sys->machines, (sys->nmachines + 1) * sizeof(*sys->machines));
+        struct sdf_machine *m = &sys->machines[sys->nmachines++];
+        memset(m, 0, sizeof(*m));
+        m->loc = m->name_loc = m->memory_loc = loc_of(n);
+        m->memory = 256u << 20;
+        m->fault = SDF_FAULT_SHUTDOWN;
+        static const char *const keys[] = {"name", "backend", "memory", "fault", "devices", NULL};
+        static const char *const req[] = {"name", "devices", NULL};
+        require(c, n, "machine", req);
+        for_keys(c, n, "machine", keys, machine_key, m);
+    }
+}
+
 static void top_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj)
 {
     struct sdf_system *sys = obj;
@@ -1108,6 +1368,8 @@ static void top_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj)
         parse_channels(c, v, sys);
     else if (!strcmp(key, "networks"))
         parse_networks(c, v);
+    else if (!strcmp(key, "machines"))
+        parse_machines(c, v, sys);
 }
 
 /* Where byte `offset` of buf is, for errors libyaml reports by offset. */
@@ -1248,8 +1510,8 @@ struct sdf_system *sdf_load(const char *file, const struct sdf_options *opt,
                   "the file is empty; expected a mapping with 'system', "
                   "'components', 'regions' and 'channels'");
     } else if (expect(&c, root, YAML_MAPPING_NODE, "the document")) {
-        static const char *const keys[] = {"system",   "components", "regions",
-                                           "channels", "networks",   NULL};
+        static const char *const keys[] = {"system",   "components", "regions", "channels",
+                                           "networks", "machines",   NULL};
         static const char *const req[] = {"system", NULL};
         require(&c, root, "the system description", req);
         for_keys(&c, root, "the system description", keys, top_key, sys);
@@ -1277,6 +1539,8 @@ void sdf_device_free(struct sdf_device *d)
     free(d->name);
     free(d->ifname);
     free(d->netns);
+    free(d->machine);
+    free(d->mdevice);
 }
 
 void sdf_component_free(struct sdf_component *c)
@@ -1303,6 +1567,7 @@ void sdf_free(struct sdf_system *sys)
     for (size_t i = 0; i < sys->nregions; i++) {
         struct sdf_region *r = &sys->regions[i];
         free(r->name);
+        free(r->machine);
         for (size_t k = 0; k < r->nitems; k++)
             free(r->items[k].name);
         free(r->items);
@@ -1324,6 +1589,26 @@ void sdf_free(struct sdf_system *sys)
         free(sys->networks[i].name);
     }
     free(sys->networks);
+    for (size_t i = 0; i < sys->nmachines; i++) {
+        struct sdf_machine *m = &sys->machines[i];
+        for (size_t k = 0; k < m->ndevices; k++) {
+            struct sdf_machine_device *d = &m->devices[k];
+            free(d->name);
+            free(d->model);
+            free(d->host);
+            free(d->bus);
+            for (size_t j = 0; j < d->nprops; j++) {
+                free(d->props[j].key);
+                free(d->props[j].value);
+            }
+            free(d->props);
+            free(d->wire_netns);
+            free(d->wire_ifname);
+        }
+        free(m->devices);
+        free(m->name);
+    }
+    free(sys->machines);
     free(sys->comps);
     free(sys->regions);
     free(sys->channels);

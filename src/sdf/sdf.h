@@ -46,6 +46,7 @@ struct sdf_kv {
 enum sdf_device_kind {
     SDF_DEV_PACKET, /* a host network interface, through an AF_PACKET socket */
     SDF_DEV_TAP,    /* a TAP interface the supervisor creates in a network namespace */
+    SDF_DEV_PCI,    /* a PCI function of a machine, through the hardware layer */
 };
 
 /* A device resource granted to one component: the supervisor opens it and
@@ -59,6 +60,8 @@ struct sdf_device {
     uint8_t mac[6];
     bool has_mac; /* tap: the interface's MAC address */
     uint32_t irq;
+    char *machine, *mdevice; /* pci: which machine's which device */
+    int mach, mdev;          /* resolved indices */
     struct sdf_loc loc;
 };
 
@@ -103,6 +106,10 @@ struct sdf_mapping {
 struct sdf_region {
     char *name;
     uint64_t size;
+    char *machine;     /* device-visible memory of this machine, or NULL */
+    int mach;          /* resolved index, or -1 */
+    uint64_t dev_addr; /* assigned: the address devices use for byte 0 */
+    struct sdf_loc machine_loc;
     struct sdf_item *items;
     size_t nitems;
     struct sdf_mapping *maps;
@@ -122,6 +129,39 @@ struct sdf_channel {
     char *name; /* optional */
     struct sdf_end end[2];
     struct sdf_loc loc;
+};
+
+/* A machine (`machines:`): where devices come from.  qemu starts a
+ * guest-less QEMU whose listed devices the hardware layer drives; vfio
+ * takes real PCI functions bound to vfio-pci. */
+enum sdf_machine_backend { SDF_BACKEND_QEMU, SDF_BACKEND_VFIO };
+
+enum sdf_wire_kind { SDF_WIRE_NONE, SDF_WIRE_TAP, SDF_WIRE_USER };
+
+struct sdf_machine_device {
+    char *name;           /* its id, in QEMU and in grants */
+    char *model;          /* qemu: the QEMU device (virtio-net-pci, qemu-xhci, usb-kbd, ...) */
+    char *host;           /* vfio: the host PCI address, 0000:01:00.0 */
+    int slot, func;       /* PCI address on bus 0, or -1 (a device on another bus) */
+    char *bus;            /* qemu: the bus for a non-PCI device, like xhci0.0 */
+    struct sdf_kv *props; /* qemu: more -device properties */
+    size_t nprops;
+    enum sdf_wire_kind wire; /* qemu NICs: the other end of the cable */
+    char *wire_netns, *wire_ifname;
+    struct sdf_loc loc, name_loc;
+};
+
+#define SDF_MAX_MACHINE_DEVICES 32
+#define SDF_DMA_BASE            0x100000ull /* device-visible regions start at 1 MiB */
+
+struct sdf_machine {
+    char *name;
+    enum sdf_machine_backend backend;
+    uint64_t memory;             /* qemu: guest RAM, which holds the device-visible regions */
+    enum sdf_fault_policy fault; /* restart or shutdown */
+    struct sdf_machine_device *devices;
+    size_t ndevices;
+    struct sdf_loc loc, name_loc, memory_loc;
 };
 
 /* A shared network (`networks:`), kept after expansion for the supervisor's
@@ -149,6 +189,8 @@ struct sdf_system {
     size_t nchannels;
     struct sdf_network *networks;
     size_t nnetworks;
+    struct sdf_machine *machines;
+    size_t nmachines;
 };
 
 struct sdf_error {
@@ -180,6 +222,11 @@ void sdf_error(struct sdf_errors *errs, struct sdf_loc loc, const char *fmt, ...
 void sdf_validate(struct sdf_system *sys, const struct sdf_options *opt, struct sdf_errors *errs);
 int sdf_component_index(const struct sdf_system *sys, const char *name);
 int sdf_region_index(const struct sdf_system *sys, const char *name);
+int sdf_machine_index(const struct sdf_system *sys, const char *name);
+int sdf_machine_device_index(const struct sdf_machine *m, const char *name);
+/* The interrupt line (GSI) of a PCI device on bus 0 of a qemu q35 machine,
+ * from its slot and pin 1 (INTA): 16 + PIRQ E..H. */
+unsigned sdf_qemu_gsi(int slot);
 bool sdf_parse_size(const char *s, uint64_t *out);
 
 #endif

@@ -462,6 +462,7 @@ void sdf_validate(struct sdf_system *sys, const struct sdf_options *opt, struct 
     check_channels(sys, errs);
     check_devices(sys, errs);
     check_tap_names(sys, errs);
+    sdf_check_machines(sys, errs);
     check_component_limits(sys, errs);
     if (!errs->n)
         check_pp_cycles(sys, errs);

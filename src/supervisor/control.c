@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "supervisor/machine.h"
 
 #define CTL_REQUEST_NS (500ull * 1000000ull)
 
@@ -238,13 +239,38 @@ static void handle(struct sup *s, int fd)
         else
             out(&o, "ERROR: this system has no networks\n");
         free(buf);
+    } else if (!strcmp(req, "machine")) {
+        /* `machine [NAME]` reports; `machine NAME add|del ...` hot-plugs. */
+        char *buf = NULL;
+        size_t blen = 0;
+        FILE *m = open_memstream(&buf, &blen);
+        if (!m) {
+            out(&o, "ERROR: out of memory\n");
+        } else if (arg && strchr(arg, ' ')) {
+            int rc = sup_machine_hotplug(s, arg, m);
+            fclose(m);
+            out(&o, "%s%s", buf, rc ? "" : "OK\n");
+            m = NULL;
+        } else {
+            int found = sup_machine_report(s, arg, m);
+            fclose(m);
+            m = NULL;
+            if (found > 0)
+                out(&o, "%sOK\n", buf);
+            else if (arg)
+                out(&o, "ERROR: no machine named '%s'; expected one of the system's machines\n",
+                    arg);
+            else
+                out(&o, "ERROR: this system has no machines\n");
+        }
+        free(buf);
     } else if (!strcmp(req, "shutdown")) {
         out(&o, "shutting down\nOK\n");
         kill(getpid(), SIGTERM);
     } else {
         out(&o,
-            "ERROR: unknown command '%s'; expected status, net [NETWORK], restart COMPONENT or "
-            "shutdown\n",
+            "ERROR: unknown command '%s'; expected status, net [NETWORK], machine [NAME], "
+            "machine NAME add|del ..., restart COMPONENT or shutdown\n",
             req);
     }
 reply:

@@ -122,7 +122,7 @@ static int open_packet(const char *cname, const struct sdf_device *d)
     return err;
 }
 
-static int open_tap(const char *cname, const struct sdf_device *d)
+int sup_open_tap(const char *owner, const struct sdf_device *d)
 {
     int saved, err = enter_netns(d->netns, &saved);
     if (err)
@@ -162,8 +162,8 @@ static int open_tap(const char *cname, const struct sdf_device *d)
     return fd;
 fail:
     err = errno ? -errno : -EIO;
-    sup_log("component '%s': device '%s' (tap '%s' in namespace %s): %s: %s", cname, d->name,
-            d->ifname, d->netns ? d->netns : "(ours)", what, strerror(-err));
+    sup_log("%s: device '%s' (tap '%s' in namespace %s): %s: %s", owner, d->name, d->ifname,
+            d->netns ? d->netns : "(ours)", what, strerror(-err));
     if (sock >= 0)
         close(sock);
     if (fd >= 0)
@@ -181,8 +181,12 @@ int sup_create_devices(struct sup *s)
         for (size_t k = 0; k < c->def->ndevices && k < SDF_MAX_DEVICES; k++) {
             const struct sdf_device *d = &c->def->devices[k];
             int fd = -1;
+            if (d->kind == SDF_DEV_PCI)
+                continue; /* machines hand these out */
             if (d->kind == SDF_DEV_TAP) {
-                fd = open_tap(c->def->name, d);
+                char owner[SDF_NAME_MAX + 16];
+                snprintf(owner, sizeof(owner), "component '%s'", c->def->name);
+                fd = sup_open_tap(owner, d);
             } else {
                 /* Opened per start; this one only proves the interface is
                  * there before anything runs. */

@@ -66,10 +66,12 @@ static void report_one(struct sup *s, const struct sdf_network *net, FILE *f)
     const struct net_drv_stats *drv = view_item(s, &vd, name, NET_ITEM_STATS, sizeof(*drv));
     fprintf(f, "network %s\n", net->name);
     if (drv) {
-        fprintf(f, "driver rx_packets=%llu rx_bytes=%llu tx_packets=%llu tx_bytes=%llu link=%s",
+        fprintf(f,
+                "driver rx_packets=%llu rx_bytes=%llu tx_packets=%llu tx_bytes=%llu link=%s "
+                "device_resets=%llu",
                 (unsigned long long)drv->rx.packets, (unsigned long long)drv->rx.bytes,
                 (unsigned long long)drv->tx.packets, (unsigned long long)drv->tx.bytes,
-                drv->link_up ? "up" : "down");
+                drv->link_up ? "up" : "down", (unsigned long long)drv->device_resets);
         drops(f, "rx", drv->rx.drops, NULL);
         drops(f, "tx", drv->tx.drops, NULL);
         fputc('\n', f);

@@ -26,9 +26,10 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "supervisor/machine.h"
 #include "sandbox/sandbox.h"
 
-#define MAX_GRANTS (DMX_MAX_REGIONS + 4 * MICROKIT_MAX_CHANNELS + DMX_MAX_DEVICES + 1)
+#define MAX_GRANTS (DMX_MAX_REGIONS + 4 * MICROKIT_MAX_CHANNELS + 2 * DMX_MAX_DEVICES + 1)
 
 struct grants {
     int src[MAX_GRANTS]; /* descriptors in the supervisor */
@@ -72,6 +73,9 @@ static void build_boot(struct sup *s, struct comp *c, struct dmx_boot *b, struct
             br->vaddr = map->vaddr;
             br->writable = map->writable;
             br->fd = grant(g, map->writable ? s->regions[r].fd : s->regions[r].ro_fd);
+            br->offset = s->regions[r].offset;
+            br->dma = reg->mach >= 0;
+            br->dev = reg->dev_addr;
             for (size_t k = 0; k < reg->nitems && b->nitems < DMX_MAX_ITEMS; k++) {
                 struct dmx_boot_item *bi = &b->items[b->nitems++];
                 copy_name(bi->name, reg->items[k].name);
@@ -110,11 +114,22 @@ static void build_boot(struct sup *s, struct comp *c, struct dmx_boot *b, struct
     for (size_t k = 0; k < c->def->ndevices && k < DMX_MAX_DEVICES; k++) {
         struct dmx_boot_device *bd = &b->devices[b->ndevices++];
         bool own = false;
-        int fd = sup_device_open(s, c, k, &own);
         copy_name(bd->name, c->def->devices[k].name);
         bd->kind = c->def->devices[k].kind;
         bd->irq = c->def->devices[k].irq;
-        bd->fd = -1;
+        bd->fd = bd->irq_fd = bd->aux_fd = -1;
+        if (bd->kind == SDF_DEV_PCI) {
+            int fd, irq_fd;
+            int rc = sup_machine_grant(s, c, k, bd, &fd, &irq_fd);
+            if (rc < 0)
+                continue; /* logged; the driver finds no device and says so */
+            if (rc == 1)
+                owned[(*nowned)++] = fd;
+            bd->fd = grant(g, fd);
+            bd->irq_fd = grant(g, irq_fd);
+            continue;
+        }
+        int fd = sup_device_open(s, c, k, &own);
         if (fd < 0)
             continue; /* logged; the driver finds no device and says so */
         if (own)

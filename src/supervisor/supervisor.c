@@ -24,15 +24,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
-
-/* epoll tags: kind in the top byte, component index below. */
-#define EV_SIGNAL 0x01000000u
-#define EV_CTL    0x02000000u
-#define EV_LOG    0x03000000u
-#define EV_CTRL   0x04000000u
-#define EV_TIMER  0x05000000u
-#define EV_RETRY  0x06000000u
-#define EV_KIND   0xff000000u
+#include "supervisor/machine.h"
 
 #define LOG_LINES_PER_SEC 200
 #define EVENT_READS       64 /* reads per event from one component's pipe or socket */
@@ -100,7 +92,7 @@ void sup_arm_retry(struct sup *s)
     timerfd_settime(s->retry_fd, 0, &its, NULL);
 }
 
-static void epoll_add(struct sup *s, int fd, uint32_t tag)
+void sup_epoll_add(struct sup *s, int fd, uint32_t tag)
 {
     struct epoll_event ev = {.events = EPOLLIN, .data.u32 = tag};
     if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev))
@@ -244,7 +236,7 @@ static void arm_timer(struct comp *c, uint64_t delay_ms)
     timerfd_settime(c->timer_fd, 0, &its, NULL);
 }
 
-static void begin_shutdown(struct sup *s, int code, const char *why)
+void sup_shutdown(struct sup *s, int code, const char *why)
 {
     if (s->stopping)
         return;
@@ -275,6 +267,7 @@ static void on_exit_status(struct sup *s, struct comp *c, int status)
     close_fd(s, &c->log_fd);
     close_fd(s, &c->ctrl_fd);
     c->pid = 0;
+    sup_machine_comp_exited(s, c);
     describe_exit(c, status);
     int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : 0;
@@ -316,7 +309,7 @@ static void on_exit_status(struct sup *s, struct comp *c, int status)
         c->state = COMP_STOPPED;
         char why[320];
         snprintf(why, sizeof(why), "fault policy of '%s' is shutdown", c->def->name);
-        begin_shutdown(s, 1, why);
+        sup_shutdown(s, 1, why);
         break;
     }
     }
@@ -327,6 +320,8 @@ static void reap(struct sup *s)
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (sup_machine_reaped(s, pid, status))
+            continue;
         for (size_t i = 0; i < s->sys->ncomps; i++)
             if (s->comps[i].pid == pid)
                 on_exit_status(s, &s->comps[i], status);
@@ -337,8 +332,8 @@ static int start(struct sup *s, struct comp *c)
 {
     if (sup_spawn(s, c))
         return -1;
-    epoll_add(s, c->log_fd, EV_LOG | (uint32_t)c->idx);
-    epoll_add(s, c->ctrl_fd, EV_CTRL | (uint32_t)c->idx);
+    sup_epoll_add(s, c->log_fd, EV_LOG | (uint32_t)c->idx);
+    sup_epoll_add(s, c->ctrl_fd, EV_CTRL | (uint32_t)c->idx);
     return 0;
 }
 
@@ -404,13 +399,13 @@ static int setup(struct sup *s, const char *ctl_path)
         sup_log("setup: %s", strerror(errno));
         return -1;
     }
-    epoll_add(s, s->sigfd, EV_SIGNAL);
+    sup_epoll_add(s, s->sigfd, EV_SIGNAL);
     s->retry_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
     if (s->retry_fd < 0) {
         sup_log("setup: %s", strerror(errno));
         return -1;
     }
-    epoll_add(s, s->retry_fd, EV_RETRY);
+    sup_epoll_add(s, s->retry_fd, EV_RETRY);
 
     s->comps = xcalloc(sys->ncomps, sizeof(*s->comps));
     for (size_t i = 0; i < sys->ncomps; i++) {
@@ -437,13 +432,16 @@ static int setup(struct sup *s, const char *ctl_path)
             sup_log("setup: mmap: %s", strerror(errno));
             return -1;
         }
-        epoll_add(s, c->timer_fd, EV_TIMER | (uint32_t)i);
+        sup_epoll_add(s, c->timer_fd, EV_TIMER | (uint32_t)i);
     }
-    if (sup_create_resources(s) || sup_create_devices(s))
+    /* Machines first: device-visible regions are windows of their RAM,
+     * and drivers find their devices assigned when they start. */
+    if (sup_create_machines(s) || sup_create_resources(s) || sup_create_devices(s) ||
+        sup_start_machines(s))
         return -1;
     if (ctl_open(s, ctl_path))
         return -1;
-    epoll_add(s, s->ctl_fd, EV_CTL);
+    sup_epoll_add(s, s->ctl_fd, EV_CTL);
     return 0;
 }
 
@@ -461,6 +459,7 @@ static void teardown(struct sup *s)
         if (c->timer_fd >= 0)
             close(c->timer_fd);
     }
+    sup_free_machines(s);
     sup_free_devices(s);
     sup_free_resources(s);
     free(s->comps);
@@ -491,7 +490,7 @@ static void on_signal(struct sup *s)
         } else {
             char why[64];
             snprintf(why, sizeof(why), "received %s", sigabbrev_np((int)si.ssi_signo));
-            begin_shutdown(s, 0, why);
+            sup_shutdown(s, 0, why);
         }
     }
 }
@@ -517,7 +516,7 @@ int devmux_run(const char *file, const char *ctl_path, const struct sdf_options 
             sys->ncomps, sys->nregions, sys->nchannels, s.ctl_path);
     for (size_t i = 0; i < sys->ncomps && !s.stopping; i++)
         if (start(&s, &s.comps[i]))
-            begin_shutdown(&s, 1, "a component could not be started");
+            sup_shutdown(&s, 1, "a component could not be started");
 
     struct epoll_event evs[32];
     for (;;) {
@@ -557,6 +556,11 @@ int devmux_run(const char *file, const char *ctl_path, const struct sdf_options 
             case EV_TIMER:
                 if (c)
                     on_timer(&s, c);
+                break;
+            case EV_QTEST:
+            case EV_QMP:
+            case EV_HW:
+                sup_machine_event(&s, kind, idx);
                 break;
             case EV_RETRY: {
                 uint64_t x;

@@ -44,6 +44,7 @@ struct comp {
 
 struct region_rt {
     int fd, ro_fd;
+    uint64_t offset; /* where the region starts in fd (a window of machine RAM) */
 };
 
 struct chan_rt {
@@ -52,8 +53,23 @@ struct chan_rt {
     int caller;  /* end with pp: true, or -1 */
 };
 
+/* epoll tags: kind in the top byte, an index below. */
+#define EV_SIGNAL 0x01000000u
+#define EV_CTL    0x02000000u
+#define EV_LOG    0x03000000u
+#define EV_CTRL   0x04000000u
+#define EV_TIMER  0x05000000u
+#define EV_RETRY  0x06000000u
+#define EV_QTEST  0x07000000u /* a machine's qtest socket: interrupts, EOF */
+#define EV_QMP    0x08000000u /* a machine's QMP socket: events */
+#define EV_HW     0x09000000u /* a driver's request socket: machine << 8 | device */
+#define EV_KIND   0xff000000u
+
+struct machine_rt;
+
 struct sup {
     struct sdf_system *sys;
+    struct machine_rt *machines;
     struct comp *comps;
     struct region_rt *regions;
     struct chan_rt *chans;
@@ -75,6 +91,9 @@ int sup_ppc_take(struct sup *s, size_t ch, int end);
 /* devices.c */
 int sup_create_devices(struct sup *s);
 int sup_device_open(struct sup *s, struct comp *c, size_t k, bool *owned);
+/* Creates (or opens) the TAP interface d describes; owner names who wants
+ * it in errors.  Returns the descriptor or -errno. */
+int sup_open_tap(const char *owner, const struct sdf_device *d);
 void sup_free_devices(struct sup *s);
 
 /* netstat.c: writes `ctl net` for one network (or all: which == NULL);
@@ -86,6 +105,8 @@ int sup_spawn(struct sup *s, struct comp *c);
 
 /* supervisor.c */
 void sup_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void sup_epoll_add(struct sup *s, int fd, uint32_t tag);
+void sup_shutdown(struct sup *s, int code, const char *why);
 int sup_send_ctrl(struct comp *c, const struct dmx_ctrl *m, int fd);
 void sup_arm_retry(struct sup *s);
 void sup_retry_deliveries(struct sup *s);

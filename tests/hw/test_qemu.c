@@ -46,7 +46,8 @@ static void cfg_write(struct qtest *q, unsigned dev, unsigned reg, uint32_t v)
 static int setup(void **state)
 {
     static struct qemu_machine m;
-    int err = qemu_machine_start(&m, RAM, devices, -1, NULL, NULL);
+    struct qemu_machine_opts o = {.ram_size = RAM, .ram_fd = -1, .extra = devices, .err_fd = -1};
+    int err = qemu_machine_start(&m, &o);
     if (err) {
         fprintf(stderr, "cannot start QEMU (%s); is qemu-system-x86 installed?\n", strerror(-err));
         return -1;

@@ -136,6 +136,31 @@ wait_count() {
     fail "log matched /$1/ only $(count_log "$1") times, expected $2, within ${3:-10}s"
 }
 
+# ---- leftovers (hw.sh, net-virtio.sh) ----------------------------------
+# memfd_ours: processes of this run (by environment, component uid or pid)
+# that still hold a "devmux:" memfd.  Other devmux systems on the machine
+# hold such memfds too, and must not count.
+memfd_ours() {
+    local p uid
+    for p in $(find /proc/[0-9]*/fd -lname '/memfd:devmux*' 2> /dev/null | cut -d/ -f3 | sort -u); do
+        uid=$(awk '/^Uid:/ { print $2 }' "/proc/$p/status" 2> /dev/null) || continue
+        if [ -n "$uid" ] && [ "$uid" -ge "$DEVMUX_UID_BASE" ] && [ "$uid" -lt $((DEVMUX_UID_BASE + 128)) ]; then
+            echo "$p"
+        elif tr '\0' '\n' < "/proc/$p/environ" 2> /dev/null | grep -qxF "DEVMUX_RUNDIR=$DEVMUX_RUNDIR"; then
+            echo "$p"
+        elif [[ " $* " == *" $p "* ]]; then
+            echo "$p"
+        fi
+    done
+}
+
+# alive PID: a process that is neither gone nor a zombie.
+alive() {
+    local st
+    st=$(awk '{ print $3 }' "/proc/$1/stat" 2> /dev/null) || return 1
+    [ -n "$st" ] && [ "$st" != Z ]
+}
+
 # ---- shared network tests (net.sh, net-faults.sh) ----------------------
 # They use scripts/net-lab with a prefix of their own run, $NP: namespaces
 # $NP-lan (10.77.0.1, iperf3 server), $NP-a and $NP-b (the TAP clients'

@@ -14,6 +14,13 @@
 
 #define FIRMWARE_SIZE 65536
 #define MAX_ARGS      96
+#define QMP_START_MS  10000 /* greeting and negotiation of a starting QEMU */
+
+/* ICH9's ACPI PCI hot-plug registers (QEMU's acpi/pcihp.c at 0xcc0): the
+ * "down" bits of the selected bus (unplug requests), eject, bus select. */
+#define PCIHP_DOWN 0xcc4
+#define PCIHP_EJ   0xcc8
+#define PCIHP_SEL  0xcd0
 
 int qemu_write_firmware(int fd)
 {
@@ -31,34 +38,132 @@ int qemu_write_firmware(int fd)
     return 0;
 }
 
-static void child(const char *const *argv, const int *keep, int nkeep, int err_fd)
+static void child(const char *const *argv, const int *keep, size_t nkeep, int err_fd)
 {
     /* QEMU must not outlive us, and sees only the descriptors it is given. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (err_fd >= 0)
         dup2(err_fd, 2);
-    for (int i = 0; i < nkeep; i++)
+    for (size_t i = 0; i < nkeep; i++)
         fcntl(keep[i], F_SETFD, 0);
     execvp(argv[0], (char *const *)argv);
     fprintf(stderr, "qemu: cannot run %s: %s\n", argv[0], strerror(errno));
     _exit(127);
 }
 
-int qemu_machine_start(struct qemu_machine *m, size_t ram_size, const char *const *extra,
-                       int err_fd, qtest_irq_fn on_irq, void *ctx)
+/* qom-get of an integer property.  -EREMOTEIO (QEMU's error) when the
+ * object or property does not exist. */
+static int qom_get_int(struct qmp *q, const char *path, const char *prop, long long *v, char *err,
+                       size_t errlen)
 {
+    json_t *r;
+    int rc = qmp_call(q, "qom-get", json_pack("{s:s, s:s}", "path", path, "property", prop), &r,
+                      err, errlen);
+    if (rc)
+        return rc;
+    if (!json_is_integer(r)) {
+        json_decref(r);
+        snprintf(err, errlen, "qom-get %s %s: not an integer", path, prop);
+        return -EPROTO;
+    }
+    *v = json_integer_value(r);
+    json_decref(r);
+    return 0;
+}
+
+/* Does, over qtest, what a guest's ACPI _EJ0 method would: select the bus
+ * and eject the slot.  The pending check keeps us from removing a device
+ * nobody asked QEMU to unplug, and proves the registers are where we think. */
+static int pcihp_eject(struct qemu_machine *m, long long bsel, unsigned slot, char *err,
+                       size_t errlen)
+{
+    uint32_t sel = 0, down = 0;
+    int rc;
+    if (bsel < 0 || bsel > 255 || slot > 31) {
+        snprintf(err, errlen, "ACPI eject: bus %lld slot %u out of range", bsel, slot);
+        return -EINVAL;
+    }
+    if ((rc = qtest_out(&m->qt, 4, PCIHP_SEL, (uint32_t)bsel)) ||
+        (rc = qtest_in(&m->qt, 4, PCIHP_SEL, &sel)) ||
+        (rc = qtest_in(&m->qt, 4, PCIHP_DOWN, &down))) {
+        snprintf(err, errlen, "ACPI eject: qtest: %s", strerror(-rc));
+        return rc;
+    }
+    if (sel != (uint32_t)bsel) {
+        snprintf(err, errlen, "ACPI eject: bus select reads %#x, not %#llx", sel, bsel);
+        return -EPROTO;
+    }
+    if (!(down & 1u << slot)) {
+        snprintf(err, errlen, "ACPI eject: no unplug pending on bus %lld slot %u", bsel, slot);
+        return -ENOENT;
+    }
+    if ((rc = qtest_out(&m->qt, 4, PCIHP_EJ, 1u << slot)))
+        snprintf(err, errlen, "ACPI eject: qtest: %s", strerror(-rc));
+    return rc;
+}
+
+int qemu_pci_eject(struct qemu_machine *m, const char *port_id, unsigned slot, char *err,
+                   size_t errlen)
+{
+    char path[160];
+    long long bsel;
+    /* The port's secondary bus is its child named after the port. */
+    if (!port_id || !*port_id || strchr(port_id, '/') ||
+        (size_t)snprintf(path, sizeof(path), "/machine/peripheral/%s/%s", port_id, port_id) >=
+            sizeof(path)) {
+        snprintf(err, errlen, "ACPI eject: bad port id");
+        return -EINVAL;
+    }
+    int rc = qom_get_int(&m->qmp, path, "acpi-pcihp-bsel", &bsel, err, errlen);
+    return rc ? rc : pcihp_eject(m, bsel, slot, err, errlen);
+}
+
+/* The unplug hook of m->qmp, run after QEMU accepted device_del. */
+static int acpi_unplug(void *ctx, struct qmp *q, const char *id, char *err, size_t errlen)
+{
+    struct qemu_machine *m = ctx;
+    char dev[160];
+    if (strchr(id, '/') ||
+        (size_t)snprintf(dev, sizeof(dev), "/machine/peripheral/%s", id) >= sizeof(dev))
+        return 0; /* not a peripheral we could have added */
+    json_t *bus;
+    /* Gone already (USB and other buses that need no guest unplug at once),
+     * or on a bus without ACPI hot-plug: nothing for us to do. */
+    int rc = qmp_call(q, "qom-get", json_pack("{s:s, s:s}", "path", dev, "property", "parent_bus"),
+                      &bus, NULL, 0);
+    if (rc)
+        return rc == -EREMOTEIO ? 0 : rc;
+    long long bsel, devfn;
+    rc = json_is_string(bus)
+             ? qom_get_int(q, json_string_value(bus), "acpi-pcihp-bsel", &bsel, NULL, 0)
+             : -EPROTO;
+    json_decref(bus);
+    if (rc)
+        return rc == -EREMOTEIO ? 0 : rc;
+    if ((rc = qom_get_int(q, dev, "addr", &devfn, err, errlen)))
+        return rc == -EREMOTEIO ? 0 : rc;
+    return pcihp_eject(m, bsel, (unsigned)(devfn >> 3) & 31, err, errlen);
+}
+
+int qemu_machine_start(struct qemu_machine *m, const struct qemu_machine_opts *o)
+{
+    size_t ram_size = o->ram_size;
+    const char *const *extra = o->extra;
     memset(m, 0, sizeof(*m));
     m->pid = -1;
-    if (!ram_size || ram_size % (1u << 20))
-        return -EINVAL; /* QEMU sizes RAM in MiB */
     m->ram_fd = -1;
     m->qt.fd = -1;
+    m->qmp.fd = -1;
+    if (!ram_size || ram_size % (1u << 20) || o->nkeep > 16)
+        return -EINVAL; /* QEMU sizes RAM in MiB */
     int fw = memfd_create("devmux:firmware", MFD_CLOEXEC);
-    int sv[2] = {-1, -1};
-    m->ram_fd = memfd_create("devmux:guest-ram", MFD_CLOEXEC);
+    int sv[2] = {-1, -1}, mon[2] = {-1, -1};
+    m->own_ram = o->ram_fd < 0;
+    m->ram_fd = m->own_ram ? memfd_create("devmux:guest-ram", MFD_CLOEXEC) : o->ram_fd;
     int err = 0;
-    if (fw < 0 || m->ram_fd < 0 || ftruncate(m->ram_fd, (off_t)ram_size) ||
-        socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) {
+    if (fw < 0 || m->ram_fd < 0 || (m->own_ram && ftruncate(m->ram_fd, (off_t)ram_size)) ||
+        socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) ||
+        socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, mon)) {
         err = -errno;
         goto fail;
     }
@@ -72,12 +177,13 @@ int qemu_machine_start(struct qemu_machine *m, size_t ram_size, const char *cons
     }
     m->ram_size = ram_size;
 
-    char bios[32], mem[96], machine[64], chardev[48], memsz[32];
+    char bios[32], mem[96], machine[64], chardev[48], memsz[32], monchr[48];
     snprintf(bios, sizeof(bios), "/dev/fd/%d", fw);
     snprintf(mem, sizeof(mem), "memory-backend-file,id=ram0,size=%zu,mem-path=/dev/fd/%d,share=on",
              ram_size, m->ram_fd);
     snprintf(machine, sizeof(machine), "q35,memory-backend=ram0,pit=off");
     snprintf(chardev, sizeof(chardev), "socket,id=qt,fd=%d", sv[1]);
+    snprintf(monchr, sizeof(monchr), "socket,id=mon,fd=%d", mon[1]);
     snprintf(memsz, sizeof(memsz), "%zuM", ram_size >> 20); /* a bare number means MiB */
     const char *argv[MAX_ARGS] = {"qemu-system-x86_64",
                                   "-machine",
@@ -97,7 +203,11 @@ int qemu_machine_start(struct qemu_machine *m, size_t ram_size, const char *cons
                                   "-chardev",
                                   chardev,
                                   "-object",
-                                  "qtest,id=qt0,chardev=qt,log=none"};
+                                  "qtest,id=qt0,chardev=qt,log=none",
+                                  "-chardev",
+                                  monchr,
+                                  "-mon",
+                                  "chardev=mon,mode=control"};
     int argc = 0;
     while (argv[argc])
         argc++;
@@ -109,19 +219,23 @@ int qemu_machine_start(struct qemu_machine *m, size_t ram_size, const char *cons
         argv[argc++] = extra[i];
     }
     argv[argc] = NULL;
-    int keep[3] = {fw, m->ram_fd, sv[1]};
+    int keep[4 + 16] = {fw, m->ram_fd, sv[1], mon[1]};
+    for (size_t i = 0; i < o->nkeep; i++)
+        keep[4 + i] = o->keep_fds[i];
     m->pid = fork();
     if (m->pid < 0) {
         err = -errno;
         goto fail;
     }
     if (m->pid == 0)
-        child(argv, keep, 3, err_fd);
+        child(argv, keep, 4 + o->nkeep, o->err_fd);
     close(sv[1]);
     sv[1] = -1;
+    close(mon[1]);
+    mon[1] = -1;
     close(fw);
     fw = -1;
-    qtest_init(&m->qt, sv[0], on_irq, ctx);
+    qtest_init(&m->qt, sv[0], o->on_irq, o->irq_ctx);
     sv[0] = -1;
     /* The first answer proves the machine is up. */
     uint32_t v;
@@ -129,13 +243,24 @@ int qemu_machine_start(struct qemu_machine *m, size_t ram_size, const char *cons
         fprintf(stderr, "qemu: the machine did not answer on qtest (%s)\n", strerror(-err));
         goto fail;
     }
+    int qfd = mon[0];
+    mon[0] = -1;
+    if ((err = qmp_init(&m->qmp, qfd, QMP_START_MS))) {
+        fprintf(stderr, "qemu: no QMP greeting or negotiation (%s)\n", strerror(-err));
+        goto fail;
+    }
+    m->qmp.unplug = acpi_unplug;
+    m->qmp.unplug_ctx = m;
     return 0;
 fail:
     if (fw >= 0)
         close(fw);
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 2; i++) {
         if (sv[i] >= 0)
             close(sv[i]);
+        if (mon[i] >= 0)
+            close(mon[i]);
+    }
     qemu_machine_stop(m);
     return err ? err : -EIO;
 }
@@ -143,6 +268,7 @@ fail:
 void qemu_machine_stop(struct qemu_machine *m)
 {
     qtest_close(&m->qt);
+    qmp_close(&m->qmp);
     if (m->pid > 0) {
         kill(m->pid, SIGKILL);
         while (waitpid(m->pid, NULL, 0) < 0 && errno == EINTR)
@@ -152,7 +278,7 @@ void qemu_machine_stop(struct qemu_machine *m)
     if (m->ram)
         munmap(m->ram, m->ram_size);
     m->ram = NULL;
-    if (m->ram_fd >= 0)
+    if (m->ram_fd >= 0 && m->own_ram)
         close(m->ram_fd);
     m->ram_fd = -1;
 }

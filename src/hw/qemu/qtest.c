@@ -58,6 +58,20 @@ static int next_line(struct qtest *q, char *out, size_t n, bool block)
             return -EPROTO; /* a line longer than any reply the protocol has */
         if (q->fd < 0)
             return -EPIPE;
+        if (block) {
+            /* A QEMU that stops answering (stopped, wedged) must not hang
+             * its caller; a late reply would pair with the wrong request,
+             * so the connection is given up. */
+            struct pollfd p = {.fd = q->fd, .events = POLLIN};
+            int pr = poll(&p, 1, QTEST_TIMEOUT_MS);
+            if (pr < 0 && errno == EINTR)
+                continue;
+            if (pr == 0) {
+                close(q->fd);
+                q->fd = -1;
+                return -EPIPE;
+            }
+        }
         ssize_t r = recv(q->fd, q->buf + q->len, sizeof(q->buf) - q->len, block ? 0 : MSG_DONTWAIT);
         if (r < 0 && errno == EINTR)
             continue;
@@ -107,6 +121,12 @@ static int request(struct qtest *q, char *reply, size_t n, const char *fmt, ...)
             if (tl >= n)
                 return -EPROTO; /* longer than any reply to this request */
             memcpy(reply, text, tl + 1);
+            /* Interrupt lines that came in the same read as the reply sit
+             * in our buffer, where the caller's poll on the socket would
+             * never see them: deliver them now. */
+            while (memchr(q->buf, '\n', q->len) && !next_line(q, in, sizeof(in), false) &&
+                   irq_line(q, in))
+                ;
             return 0;
         }
         return -EPROTO; /* FAIL ..., or anything else */

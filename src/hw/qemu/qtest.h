@@ -15,6 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* How long a reply may take before the machine counts as gone. */
+#define QTEST_TIMEOUT_MS 5000
+
 typedef void (*qtest_irq_fn)(void *ctx, unsigned line, bool raised);
 
 struct qtest {

@@ -157,3 +157,208 @@ void net_log_limited(struct net_ratelog *rl, const char *fmt, ...)
         devmux_log("%s", buf);
     rl->suppressed = 0;
 }
+
+/* ---- the NIC driver's side ------------------------------------------------ */
+
+static const struct devmux_item *need_item(const char *region, const char *item, size_t min)
+{
+    const struct devmux_item *it = devmux_item(region, item);
+    if (!it || it->size < min) {
+        devmux_log("region '%s' must hold item '%s' of at least %zu bytes", region, item, min);
+        abort();
+    }
+    return it;
+}
+
+void net_drv_init(struct net_drv *d, const char *net)
+{
+    memset(d, 0, sizeof(*d));
+    char r_rx_dma[128], r_tx_dma[128], r_drv_rx[128], r_drv_tx[128];
+    snprintf(r_rx_dma, sizeof(r_rx_dma), "%s.%s", net, NET_REGION_RX_DMA);
+    snprintf(r_tx_dma, sizeof(r_tx_dma), "%s.%s", net, NET_REGION_TX_DMA);
+    snprintf(r_drv_rx, sizeof(r_drv_rx), "%s.%s", net, NET_REGION_DRV_RX);
+    snprintf(r_drv_tx, sizeof(r_drv_tx), "%s.%s", net, NET_REGION_DRV_TX);
+
+    d->rx_buffers = need_item(r_rx_dma, NET_ITEM_BUFFERS, 1);
+    d->tx_buffers = need_item(r_tx_dma, NET_ITEM_BUFFERS, 1);
+    d->it_rx_free = need_item(r_drv_rx, NET_ITEM_FREE, DMQ_RING_HEADER_BYTES);
+    d->it_rx_active = need_item(r_drv_rx, NET_ITEM_ACTIVE, DMQ_RING_HEADER_BYTES);
+    d->it_tx_active = need_item(r_drv_tx, NET_ITEM_ACTIVE, DMQ_RING_HEADER_BYTES);
+    d->it_tx_free = need_item(r_drv_tx, NET_ITEM_FREE, DMQ_RING_HEADER_BYTES);
+    d->rx_sync = need_item(r_drv_rx, NET_ITEM_SYNC, NET_SYNC_BYTES)->addr;
+    d->tx_sync = need_item(r_drv_tx, NET_ITEM_SYNC, NET_SYNC_BYTES)->addr;
+    d->stats = need_item(r_drv_rx, NET_ITEM_STATS, sizeof(struct net_drv_stats))->addr;
+    d->fault_rx = (struct net_drv_fault){d, &d->stats->rx};
+    d->fault_tx = (struct net_drv_fault){d, &d->stats->tx};
+
+    /* Every buffer starts with (or, after the handshake, went back to) the
+     * virtualisers: they hand them to us one by one. */
+    const struct devmux_item *rxb = d->rx_buffers, *txb = d->tx_buffers;
+    if (dmq_pool_init(&d->rx_pool, rxb->size, rxb->elem, rxb->count, true) ||
+        dmq_pool_init(&d->tx_pool, txb->size, txb->elem, txb->count, true)) {
+        devmux_log("buffer pools: bad layout in the system description");
+        abort();
+    }
+    d->rx_stack = calloc(d->rx_pool.count, sizeof(*d->rx_stack));
+    if (!d->rx_stack) {
+        devmux_log("out of memory");
+        abort();
+    }
+}
+
+/* Queue faults.  The queue library has already dropped whatever was wrong. */
+static void drv_fault(void *ctx, enum dmq_fault f, const char *q, uint64_t a, uint64_t b)
+{
+    struct net_drv_fault *fc = ctx;
+    const char *what = "bad descriptor";
+    if (f == DMQ_FAULT_INDEX) {
+        fc->c->drops[NET_DROP_BAD_INDEX]++;
+        what = "bad index";
+    } else {
+        fc->c->drops[NET_DROP_BAD_DESC]++;
+        if (f == DMQ_FAULT_OWNER)
+            what = "buffer not held by the peer";
+    }
+    net_log_limited(&fc->drv->log, "queue %s: %s (%#llx, %#llx)", q, what, (unsigned long long)a,
+                    (unsigned long long)b);
+}
+
+static void attach_rx(struct net_drv *d)
+{
+    const struct devmux_item *f = d->it_rx_free, *a = d->it_rx_active;
+    if (dmq_consumer_init(&d->rx_free, f->addr, f->size, f->count, "drv_rx.free", false) ||
+        dmq_producer_init(&d->rx_active, a->addr, a->size, a->count, "drv_rx.active", false)) {
+        devmux_log("drv_rx queues: bad layout in the system description");
+        abort();
+    }
+    dmq_set_fault_handler(&d->rx_free.q, drv_fault, &d->fault_rx);
+    dmq_set_fault_handler(&d->rx_active.q, drv_fault, &d->fault_rx);
+    d->rx_synced = true;
+    /* Resumed queues: the peer may sleep on a wake-up we never sent. */
+    microkit_notify(NET_DRV_CH_RX);
+}
+
+static void attach_tx(struct net_drv *d)
+{
+    const struct devmux_item *a = d->it_tx_active, *f = d->it_tx_free;
+    if (dmq_consumer_init(&d->tx_active, a->addr, a->size, a->count, "drv_tx.active", false) ||
+        dmq_producer_init(&d->tx_free, f->addr, f->size, f->count, "drv_tx.free", false)) {
+        devmux_log("drv_tx queues: bad layout in the system description");
+        abort();
+    }
+    dmq_set_fault_handler(&d->tx_active.q, drv_fault, &d->fault_tx);
+    dmq_set_fault_handler(&d->tx_free.q, drv_fault, &d->fault_tx);
+    d->tx_synced = true;
+    microkit_notify(NET_DRV_CH_TX);
+}
+
+void net_drv_check_sync(struct net_drv *d)
+{
+    if (!d->rx_synced &&
+        atomic_load_explicit(&d->rx_sync->ack, memory_order_acquire) == d->sync_request) {
+        devmux_log("rx virtualiser acknowledged restart %u", d->sync_request);
+        attach_rx(d);
+    }
+    if (!d->tx_synced &&
+        atomic_load_explicit(&d->tx_sync->ack, memory_order_acquire) == d->sync_request) {
+        devmux_log("tx virtualiser acknowledged restart %u", d->sync_request);
+        attach_tx(d);
+    }
+}
+
+void net_drv_start(struct net_drv *d)
+{
+    unsigned restarts = devmux_restarts();
+    d->stats->restarts = restarts;
+    if (restarts == 0) {
+        /* Regions are zero: valid empty queues, nothing to negotiate. */
+        attach_rx(d);
+        attach_tx(d);
+        return;
+    }
+    d->sync_request = restarts;
+    atomic_store_explicit(&d->rx_sync->request, d->sync_request, memory_order_release);
+    atomic_store_explicit(&d->tx_sync->request, d->sync_request, memory_order_release);
+    microkit_notify(NET_DRV_CH_RX);
+    microkit_notify(NET_DRV_CH_TX);
+    net_drv_check_sync(d); /* a survivor may have answered already */
+}
+
+void net_drv_rx_refill(struct net_drv *d)
+{
+    struct dmq_desc desc;
+    uint32_t i;
+    while (d->rx_nfree < d->rx_pool.count) {
+        uint32_t n = dmq_avail(&d->rx_free);
+        if (n == 0) {
+            if (!dmq_consumer_sleep(&d->rx_free))
+                break;
+            continue;
+        }
+        for (; n > 0 && d->rx_nfree < d->rx_pool.count; n--) {
+            dmq_take(&d->rx_free, &desc);
+            if (dmq_pool_accept(&d->rx_pool, &d->rx_free.q, &desc, &i))
+                d->rx_stack[d->rx_nfree++] = i;
+        }
+    }
+    if (dmq_release(&d->rx_free))
+        microkit_notify(NET_DRV_CH_RX);
+}
+
+void net_drv_rx_put(struct net_drv *d, uint32_t i, uint32_t len)
+{
+    struct dmq_desc desc = {.offset = (uint64_t)i * d->rx_pool.buf_size, .len = len};
+    dmq_pool_give(&d->rx_pool, i);
+    dmq_put(&d->rx_active, &desc);
+    d->stats->rx.packets++;
+    d->stats->rx.bytes += len;
+}
+
+void net_drv_rx_publish(struct net_drv *d)
+{
+    if (d->rx_synced && dmq_publish(&d->rx_active))
+        microkit_notify(NET_DRV_CH_RX);
+}
+
+int net_drv_tx_take(struct net_drv *d, struct dmq_desc *desc, uint32_t *index)
+{
+    if (dmq_avail(&d->tx_active) == 0) {
+        if (dmq_release(&d->tx_active))
+            microkit_notify(NET_DRV_CH_TX);
+        if (!dmq_consumer_sleep(&d->tx_active))
+            return -1;
+    }
+    dmq_take(&d->tx_active, desc);
+    /* A refused descriptor is counted by drv_fault and not ours to return. */
+    return dmq_pool_accept(&d->tx_pool, &d->tx_active.q, desc, index) ? 1 : 0;
+}
+
+void net_drv_tx_return(struct net_drv *d, uint32_t i)
+{
+    struct dmq_desc back = {.offset = (uint64_t)i * d->tx_pool.buf_size, .len = 0};
+    dmq_pool_give(&d->tx_pool, i);
+    dmq_put(&d->tx_free, &back);
+}
+
+void net_drv_tx_flush(struct net_drv *d)
+{
+    if (dmq_release(&d->tx_active))
+        microkit_notify(NET_DRV_CH_TX);
+    if (dmq_publish(&d->tx_free))
+        microkit_notify(NET_DRV_CH_TX);
+}
+
+void net_drv_timer(struct net_drv *d, uint64_t ns)
+{
+    uint64_t at = devmux_now_ns() + ns;
+    if (d->timer_at && d->timer_at <= at)
+        return;
+    d->timer_at = at;
+    devmux_timeout(ns);
+}
+
+void net_drv_peer_ready(microkit_channel ch)
+{
+    if (ch == NET_DRV_CH_RX || ch == NET_DRV_CH_TX)
+        microkit_notify(ch);
+}

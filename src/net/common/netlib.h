@@ -80,4 +80,62 @@ struct net_ratelog {
 void net_log_limited(struct net_ratelog *rl, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* ---- the NIC driver's side of drv_rx / drv_tx -----------------------------
+ * What every NIC driver (net-packet, net-virtio) does the same way towards
+ * the virtualisers: find its regions, attach its four queues or go through
+ * the restart handshake first, hold the rx_dma buffers the rx virtualiser
+ * gives it, hand received frames and sent tx_dma buffers back, count. */
+struct net_drv {
+    struct net_drv_stats *stats;
+    struct net_sync *rx_sync, *tx_sync;
+    uint32_t sync_request;
+    bool rx_synced, tx_synced;
+    const struct devmux_item *it_rx_free, *it_rx_active, *it_tx_active, *it_tx_free;
+    const struct devmux_item *rx_buffers, *tx_buffers;
+    struct dmq_consumer rx_free;   /* drv_rx.free: empty rx_dma buffers from the rx virt */
+    struct dmq_producer rx_active; /* drv_rx.active: received frames to the rx virt */
+    struct dmq_consumer tx_active; /* drv_tx.active: frames to send from the tx virt */
+    struct dmq_producer tx_free;   /* drv_tx.free: sent tx_dma buffers back */
+    struct dmq_pool rx_pool, tx_pool;
+    /* rx_dma buffers we hold and have not given to the device or the rx
+     * virtualiser yet. */
+    uint32_t *rx_stack;
+    uint32_t rx_nfree;
+    uint64_t timer_at; /* deadline of the pending timeout, 0: none */
+    struct net_ratelog log;
+    /* Queue faults count against the direction they happened in. */
+    struct net_drv_fault {
+        struct net_drv *drv;
+        struct net_counters *c;
+    } fault_rx, fault_tx;
+};
+
+/* Finds the regions of network `net` and sets up the pools.  A driver
+ * cannot run without them: logs and aborts on a bad description. */
+void net_drv_init(struct net_drv *d, const char *net);
+/* Attaches the queues, or (after a restart) asks the virtualisers to reset
+ * them first; stats->restarts is set either way. */
+void net_drv_start(struct net_drv *d);
+/* After a restart, attaches each pair once its survivor acknowledged. */
+void net_drv_check_sync(struct net_drv *d);
+/* Takes the empty buffers the rx virtualiser handed us onto rx_stack. */
+void net_drv_rx_refill(struct net_drv *d);
+/* Puts a frame of len bytes in rx buffer i (ours) on drv_rx.active and
+ * counts it.  The caller checked dmq_space(&d->rx_active). */
+void net_drv_rx_put(struct net_drv *d, uint32_t i, uint32_t len);
+void net_drv_rx_publish(struct net_drv *d);
+/* The next frame to send: 1 with *desc and *index (the buffer is now ours),
+ * 0 for a descriptor refused (counted; try the next), -1 when
+ * drv_tx.active is empty (and we asked to be woken). */
+int net_drv_tx_take(struct net_drv *d, struct dmq_desc *desc, uint32_t *index);
+/* Gives tx buffer i back on drv_tx.free.  The caller checked space. */
+void net_drv_tx_return(struct net_drv *d, uint32_t i);
+/* End of a tx turn: release what we took, publish what we returned. */
+void net_drv_tx_flush(struct net_drv *d);
+/* A one-shot timeout in ns unless an earlier one is pending; clear
+ * timer_at when it fires. */
+void net_drv_timer(struct net_drv *d, uint64_t ns);
+/* peer_ready of a driver: the virtualiser sees our request or wake-up. */
+void net_drv_peer_ready(microkit_channel ch);
+
 #endif

@@ -24,15 +24,15 @@
 #include <devmux/net.h>
 #include <devmux/queue.h>
 #include <errno.h>
-#include <inttypes.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+
+#include "net/common/netlib.h"
 
 #ifndef PACKET_IGNORE_OUTGOING
 #define PACKET_IGNORE_OUTGOING 23
@@ -72,11 +72,10 @@
 
 /* Work per event, per direction: a flood one way cannot keep the event loop
  * from serving the other; leftover work continues from the timer. */
-#define BATCH         64u
-#define SOON_NS       1000u     /* continue a batch */
-#define TX_RETRY_MIN  50000u    /* TX ring full: first retry after 50 us */
-#define TX_RETRY_MAX  10000000u /* ... backing off to 10 ms (link down) */
-#define LOG_PERIOD_NS 1000000000u
+#define BATCH        64u
+#define SOON_NS      1000u     /* continue a batch */
+#define TX_RETRY_MIN 50000u    /* TX ring full: first retry after 50 us */
+#define TX_RETRY_MAX 10000000u /* ... backing off to 10 ms (link down) */
 
 /* TX completion may carry timestamp bits next to TP_STATUS_AVAILABLE. */
 #define TX_TS_BITS (TP_STATUS_TS_SOFTWARE | TP_STATUS_TS_SYS_HARDWARE | TP_STATUS_TS_RAW_HARDWARE)
@@ -96,89 +95,15 @@ static uint32_t tx_cur;
 static uint64_t tx_retry_ns = TX_RETRY_MIN;
 static bool tx_kick_pending; /* frames may wait in the ring for a kick */
 
+/* The queues, pools, handshake and counters towards the virtualisers. */
+static struct net_drv drv;
 static struct net_drv_stats *stats;
-static struct net_sync *rx_sync, *tx_sync;
-static uint32_t sync_request;
-static bool rx_synced, tx_synced;
-
-static const struct devmux_item *it_rx_free, *it_rx_active, *it_tx_active, *it_tx_free;
-static struct dmq_consumer rx_free;   /* drv_rx.free: empty rx_dma buffers from the rx virt */
-static struct dmq_producer rx_active; /* drv_rx.active: received frames to the rx virt */
-static struct dmq_consumer tx_active; /* drv_tx.active: frames to send from the tx virt */
-static struct dmq_producer tx_free;   /* drv_tx.free: sent tx_dma buffers back */
-static struct dmq_pool rx_pool, tx_pool;
 static uint8_t *rx_bufs;
 static const uint8_t *tx_bufs;
 
-/* rx_dma buffers we hold: taken from drv_rx.free, not yet on drv_rx.active. */
-static uint32_t *rx_stack;
-static uint32_t rx_nfree;
-
-static uint64_t timer_at; /* deadline of the pending timeout, 0: none */
 static bool csum_hint_logged;
 
-/* ---- logging ------------------------------------------------------------- */
-
-/* At most one line per second; what was held back is counted in the next. */
-static void log_limited(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void log_limited(const char *fmt, ...)
-{
-    static uint64_t last_ns, suppressed;
-    uint64_t now = devmux_now_ns();
-    if (last_ns && now - last_ns < LOG_PERIOD_NS) {
-        suppressed++;
-        return;
-    }
-    last_ns = now;
-    char buf[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    if (suppressed)
-        devmux_log("%s (%" PRIu64 " similar messages suppressed)", buf, suppressed);
-    else
-        devmux_log("%s", buf);
-    suppressed = 0;
-}
-
-/* Queue faults: ctx is the direction's counters (rx for drv_rx, tx for
- * drv_tx).  The queue library has already dropped whatever was wrong. */
-static void on_fault(void *ctx, enum dmq_fault f, const char *q, uint64_t a, uint64_t b)
-{
-    struct net_counters *c = ctx;
-    const char *what = "bad descriptor";
-    if (f == DMQ_FAULT_INDEX) {
-        c->drops[NET_DROP_BAD_INDEX]++;
-        what = "bad index";
-    } else {
-        c->drops[NET_DROP_BAD_DESC]++;
-        if (f == DMQ_FAULT_OWNER)
-            what = "buffer not held by the peer";
-    }
-    log_limited("queue %s: %s (%#" PRIx64 ", %#" PRIx64 ")", q, what, a, b);
-}
-
-static void arm_timer(uint64_t ns)
-{
-    uint64_t at = devmux_now_ns() + ns;
-    if (timer_at && timer_at <= at)
-        return;
-    timer_at = at;
-    devmux_timeout(ns);
-}
-
 /* ---- setup --------------------------------------------------------------- */
-
-static const struct devmux_item *need_item(const char *region, const char *item, size_t min)
-{
-    const struct devmux_item *it = devmux_item(region, item);
-    if (!it || it->size < min) {
-        devmux_log("region '%s' must hold item '%s' of at least %zu bytes", region, item, min);
-        abort();
-    }
-    return it;
-}
 
 static void sopt(int opt, const void *val, socklen_t len, const char *what)
 {
@@ -251,75 +176,7 @@ static void setup_rings(void)
         ;
 }
 
-/* ---- restart handshake ----------------------------------------------------- */
-
-static void attach_rx(void)
-{
-    if (dmq_consumer_init(&rx_free, it_rx_free->addr, it_rx_free->size, it_rx_free->count,
-                          "drv_rx.free", false) ||
-        dmq_producer_init(&rx_active, it_rx_active->addr, it_rx_active->size, it_rx_active->count,
-                          "drv_rx.active", false)) {
-        devmux_log("drv_rx queues: bad layout in the system description");
-        abort();
-    }
-    dmq_set_fault_handler(&rx_free.q, on_fault, &stats->rx);
-    dmq_set_fault_handler(&rx_active.q, on_fault, &stats->rx);
-    rx_synced = true;
-    /* Resumed queues: the peer may sleep on a wake-up we never sent. */
-    microkit_notify(NET_DRV_CH_RX);
-}
-
-static void attach_tx(void)
-{
-    if (dmq_consumer_init(&tx_active, it_tx_active->addr, it_tx_active->size, it_tx_active->count,
-                          "drv_tx.active", false) ||
-        dmq_producer_init(&tx_free, it_tx_free->addr, it_tx_free->size, it_tx_free->count,
-                          "drv_tx.free", false)) {
-        devmux_log("drv_tx queues: bad layout in the system description");
-        abort();
-    }
-    dmq_set_fault_handler(&tx_active.q, on_fault, &stats->tx);
-    dmq_set_fault_handler(&tx_free.q, on_fault, &stats->tx);
-    tx_synced = true;
-    microkit_notify(NET_DRV_CH_TX);
-}
-
-/* After a restart, a pair is ours again once its survivor acknowledged. */
-static void check_sync(void)
-{
-    if (!rx_synced && atomic_load_explicit(&rx_sync->ack, memory_order_acquire) == sync_request) {
-        devmux_log("rx virtualiser acknowledged restart %u", sync_request);
-        attach_rx();
-    }
-    if (!tx_synced && atomic_load_explicit(&tx_sync->ack, memory_order_acquire) == sync_request) {
-        devmux_log("tx virtualiser acknowledged restart %u", sync_request);
-        attach_tx();
-    }
-}
-
 /* ---- RX ------------------------------------------------------------------ */
-
-/* Takes the empty buffers the rx virtualiser handed us onto our stack. */
-static void rx_refill(void)
-{
-    struct dmq_desc d;
-    uint32_t i;
-    while (rx_nfree < rx_pool.count) {
-        uint32_t n = dmq_avail(&rx_free);
-        if (n == 0) {
-            if (!dmq_consumer_sleep(&rx_free))
-                break;
-            continue;
-        }
-        for (; n > 0 && rx_nfree < rx_pool.count; n--) {
-            dmq_take(&rx_free, &d);
-            if (dmq_pool_accept(&rx_pool, &rx_free.q, &d, &i))
-                rx_stack[rx_nfree++] = i;
-        }
-    }
-    if (dmq_release(&rx_free))
-        microkit_notify(NET_DRV_CH_RX);
-}
 
 static struct tpacket_block_desc *rx_block(uint32_t b)
 {
@@ -341,7 +198,7 @@ static bool rx_frame(const uint8_t *blk, struct tpacket3_hdr *h, uint32_t off)
     if (mac >= TPACKET_ALIGN(sizeof(struct tpacket3_hdr)) + sizeof(*sll) &&
         sll->sll_pkttype == PACKET_OUTGOING)
         return true; /* our own transmission (no PACKET_IGNORE_OUTGOING) */
-    if (!rx_synced) {
+    if (!drv.rx_synced) {
         c->drops[NET_DROP_PEER_DOWN]++;
         return true;
     }
@@ -360,22 +217,22 @@ static bool rx_frame(const uint8_t *blk, struct tpacket3_hdr *h, uint32_t off)
     /* A tag the kernel took out of the frame (VLAN offload) is put back. */
     bool vlan = status & TP_STATUS_VLAN_VALID;
     uint32_t len = snap + (vlan ? 4 : 0);
-    if (h->tp_len > snap || snap < NET_MIN_FRAME || len > rx_pool.buf_size) {
+    if (h->tp_len > snap || snap < NET_MIN_FRAME || len > drv.rx_pool.buf_size) {
         c->drops[NET_DROP_BAD_LEN]++;
         return true;
     }
-    if (rx_nfree == 0)
-        rx_refill();
-    if (rx_nfree == 0) {
+    if (drv.rx_nfree == 0)
+        net_drv_rx_refill(&drv);
+    if (drv.rx_nfree == 0) {
         c->drops[NET_DROP_NO_BUFFER]++;
         return true;
     }
-    if (dmq_space(&rx_active) == 0) {
+    if (dmq_space(&drv.rx_active) == 0) {
         c->drops[NET_DROP_QUEUE_FULL]++;
         return true;
     }
-    uint32_t i = rx_stack[--rx_nfree];
-    uint8_t *dst = rx_bufs + (size_t)i * rx_pool.buf_size;
+    uint32_t i = drv.rx_stack[--drv.rx_nfree];
+    uint8_t *dst = rx_bufs + (size_t)i * drv.rx_pool.buf_size;
     if (vlan) {
         uint16_t tpid = (status & TP_STATUS_VLAN_TPID_VALID) ? h->hv1.tp_vlan_tpid : ETH_P_8021Q;
         uint16_t tci = h->hv1.tp_vlan_tci;
@@ -386,26 +243,16 @@ static bool rx_frame(const uint8_t *blk, struct tpacket3_hdr *h, uint32_t off)
     } else {
         memcpy(dst, data, snap);
     }
-    struct dmq_desc d = {.offset = (uint64_t)i * rx_pool.buf_size, .len = len};
-    dmq_pool_give(&rx_pool, i);
-    dmq_put(&rx_active, &d);
-    c->packets++;
-    c->bytes += len;
+    net_drv_rx_put(&drv, i, len);
     return true;
-}
-
-static void rx_publish(void)
-{
-    if (rx_synced && dmq_publish(&rx_active))
-        microkit_notify(NET_DRV_CH_RX);
 }
 
 /* Walks retired blocks, at most BATCH frames.  Returns true if work is left. */
 static bool rx_poll(void)
 {
     uint32_t budget = BATCH;
-    if (rx_synced && rx_nfree < rx_pool.count)
-        rx_refill();
+    if (drv.rx_synced && drv.rx_nfree < drv.rx_pool.count)
+        net_drv_rx_refill(&drv);
     for (;;) {
         struct tpacket_block_desc *bd = rx_block(rx_blk);
         if (!(__atomic_load_n(&bd->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER))
@@ -417,7 +264,7 @@ static bool rx_poll(void)
             rx_off = bd->hdr.bh1.offset_to_first_pkt;
         for (; rx_pkt < npkts; rx_pkt++) {
             if (budget == 0) {
-                rx_publish();
+                net_drv_rx_publish(&drv);
                 return true;
             }
             budget--;
@@ -426,7 +273,8 @@ static bool rx_poll(void)
                 !rx_frame((uint8_t *)bd, h, rx_off) ||
                 (rx_pkt + 1 < npkts && h->tp_next_offset == 0)) {
                 stats->rx.drops[NET_DROP_DEVICE] += npkts - rx_pkt;
-                log_limited("RX block %u is inconsistent at frame %u; skipping it", rx_blk, rx_pkt);
+                net_log_limited(&drv.log, "RX block %u is inconsistent at frame %u; skipping it",
+                                rx_blk, rx_pkt);
                 break;
             }
             rx_off += h->tp_next_offset;
@@ -437,7 +285,7 @@ static bool rx_poll(void)
         rx_pkt = 0;
         rx_off = 0;
     }
-    rx_publish();
+    net_drv_rx_publish(&drv);
     return false;
 }
 
@@ -454,7 +302,7 @@ static void dev_status(void)
     int err = 0;
     len = sizeof(err);
     if (getsockopt(dev_fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err) {
-        log_limited("device: %s", strerror(err));
+        net_log_limited(&drv.log, "device: %s", strerror(err));
         if (err == ENETDOWN || err == ENXIO || err == ENODEV)
             stats->link_up = 0;
     }
@@ -481,7 +329,7 @@ static bool tx_kick(void)
     if (e == ENETDOWN || e == ENXIO)
         stats->link_up = 0;
     if (e != EAGAIN && e != ENOBUFS && e != EINTR)
-        log_limited("sending: %s", strerror(e));
+        net_log_limited(&drv.log, "sending: %s", strerror(e));
     return false;
 }
 
@@ -489,7 +337,7 @@ static bool tx_kick(void)
  * if work is left. */
 static bool tx_poll(void)
 {
-    if (!tx_synced)
+    if (!drv.tx_synced)
         return false;
     struct net_counters *c = &stats->tx;
     struct dmq_desc d;
@@ -513,22 +361,17 @@ static bool tx_poll(void)
         }
         /* Room to return the buffer: drv_tx.free holds every tx buffer, so
          * it is only ever full if the tx virt lies about its head. */
-        if (dmq_space(&tx_free) == 0) {
-            if (dmq_producer_sleep(&tx_free))
+        if (dmq_space(&drv.tx_free) == 0) {
+            if (dmq_producer_sleep(&drv.tx_free))
                 continue;
             break;
         }
-        if (dmq_avail(&tx_active) == 0) {
-            if (dmq_release(&tx_active))
-                microkit_notify(NET_DRV_CH_TX);
-            if (dmq_consumer_sleep(&tx_active))
-                continue;
+        int got = net_drv_tx_take(&drv, &d, &i);
+        if (got < 0)
             break;
-        }
         budget--;
-        dmq_take(&tx_active, &d);
-        if (!dmq_pool_accept(&tx_pool, &tx_active.q, &d, &i))
-            continue; /* counted by on_fault; not ours to return */
+        if (got == 0)
+            continue;
         uint32_t len = d.len;
         if (len >= NET_MIN_FRAME && len <= NET_MAX_FRAME && len <= TX_DATA_MAX) {
             memcpy((uint8_t *)h + TX_DATA_OFF, tx_bufs + d.offset, len);
@@ -544,14 +387,9 @@ static bool tx_poll(void)
             c->drops[NET_DROP_BAD_LEN]++;
         }
         /* The frame is in the ring (or refused): the buffer goes back now. */
-        struct dmq_desc back = {.offset = d.offset, .len = 0};
-        dmq_pool_give(&tx_pool, i);
-        dmq_put(&tx_free, &back);
+        net_drv_tx_return(&drv, i);
     }
-    if (dmq_release(&tx_active))
-        microkit_notify(NET_DRV_CH_TX);
-    if (dmq_publish(&tx_free))
-        microkit_notify(NET_DRV_CH_TX);
+    net_drv_tx_flush(&drv);
     if (queued)
         tx_retry_ns = TX_RETRY_MIN;
     bool kicked = true;
@@ -561,7 +399,7 @@ static bool tx_poll(void)
         /* A frame slot coming free raises no event we get (the runtime
          * watches the socket for input only), so poll, backing off while
          * nothing moves (e.g. the link is down). */
-        arm_timer(tx_retry_ns);
+        net_drv_timer(&drv, tx_retry_ns);
         tx_retry_ns = tx_retry_ns * 2 < TX_RETRY_MAX ? tx_retry_ns * 2 : TX_RETRY_MAX;
     }
     return more;
@@ -571,12 +409,12 @@ static bool tx_poll(void)
 
 static void poll_all(void)
 {
-    check_sync();
+    net_drv_check_sync(&drv);
     bool more = tx_poll();
     if (rx_poll())
         more = true;
     if (more)
-        arm_timer(SOON_NS);
+        net_drv_timer(&drv, SOON_NS);
 }
 
 void init(void)
@@ -586,36 +424,10 @@ void init(void)
         devmux_log("config 'net' (the network's name) is required");
         abort();
     }
-    char r_rx_dma[128], r_tx_dma[128], r_drv_rx[128], r_drv_tx[128];
-    snprintf(r_rx_dma, sizeof(r_rx_dma), "%s.%s", net, NET_REGION_RX_DMA);
-    snprintf(r_tx_dma, sizeof(r_tx_dma), "%s.%s", net, NET_REGION_TX_DMA);
-    snprintf(r_drv_rx, sizeof(r_drv_rx), "%s.%s", net, NET_REGION_DRV_RX);
-    snprintf(r_drv_tx, sizeof(r_drv_tx), "%s.%s", net, NET_REGION_DRV_TX);
-
-    const struct devmux_item *rxb = need_item(r_rx_dma, NET_ITEM_BUFFERS, 1);
-    const struct devmux_item *txb = need_item(r_tx_dma, NET_ITEM_BUFFERS, 1);
-    it_rx_free = need_item(r_drv_rx, NET_ITEM_FREE, DMQ_RING_HEADER_BYTES);
-    it_rx_active = need_item(r_drv_rx, NET_ITEM_ACTIVE, DMQ_RING_HEADER_BYTES);
-    it_tx_active = need_item(r_drv_tx, NET_ITEM_ACTIVE, DMQ_RING_HEADER_BYTES);
-    it_tx_free = need_item(r_drv_tx, NET_ITEM_FREE, DMQ_RING_HEADER_BYTES);
-    rx_sync = need_item(r_drv_rx, NET_ITEM_SYNC, NET_SYNC_BYTES)->addr;
-    tx_sync = need_item(r_drv_tx, NET_ITEM_SYNC, NET_SYNC_BYTES)->addr;
-    stats = need_item(r_drv_rx, NET_ITEM_STATS, sizeof(struct net_drv_stats))->addr;
-
-    /* Every buffer starts with (or, after the handshake, went back to) the
-     * virtualisers: they hand them to us one by one. */
-    if (dmq_pool_init(&rx_pool, rxb->size, rxb->elem, rxb->count, true) ||
-        dmq_pool_init(&tx_pool, txb->size, txb->elem, txb->count, true)) {
-        devmux_log("buffer pools: bad layout in the system description");
-        abort();
-    }
-    rx_bufs = rxb->addr;
-    tx_bufs = txb->addr;
-    rx_stack = calloc(rx_pool.count, sizeof(*rx_stack));
-    if (!rx_stack) {
-        devmux_log("out of memory");
-        abort();
-    }
+    net_drv_init(&drv, net);
+    stats = drv.stats;
+    rx_bufs = drv.rx_buffers->addr;
+    tx_bufs = drv.tx_buffers->addr;
 
     dev_fd = devmux_device("nic", &irq_ch);
     if (dev_fd < 0) {
@@ -629,53 +441,41 @@ void init(void)
     tx_nframes = (uint32_t)(nf + TX_FRAMES_PER_BLK - 1) / TX_FRAMES_PER_BLK * TX_FRAMES_PER_BLK;
     setup_rings();
 
-    unsigned restarts = devmux_restarts();
-    stats->restarts = restarts;
-    if (restarts == 0) {
-        /* Regions are zero: valid empty queues, nothing to negotiate. */
-        attach_rx();
-        attach_tx();
-    } else {
-        sync_request = restarts;
-        atomic_store_explicit(&rx_sync->request, sync_request, memory_order_release);
-        atomic_store_explicit(&tx_sync->request, sync_request, memory_order_release);
-        microkit_notify(NET_DRV_CH_RX);
-        microkit_notify(NET_DRV_CH_TX);
-        check_sync(); /* a survivor may have answered already */
-    }
+    net_drv_start(&drv);
     stats->link_up = 1;
     devmux_log("net %s: RX ring %u x %u KiB (retire %u ms), TX ring %u x %u B; "
                "%u rx / %u tx buffers of %u / %u B; restart %u%s",
                net, rx_nblocks, RX_BLOCK_SIZE / 1024, RX_RETIRE_MS, tx_nframes, RING_FRAME_SIZE,
-               rx_pool.count, tx_pool.count, rx_pool.buf_size, tx_pool.buf_size, restarts,
-               rx_synced && tx_synced ? "" : "; waiting for the virtualisers");
+               drv.rx_pool.count, drv.tx_pool.count, drv.rx_pool.buf_size, drv.tx_pool.buf_size,
+               devmux_restarts(),
+               drv.rx_synced && drv.tx_synced ? "" : "; waiting for the virtualisers");
     poll_all();
 }
 
 void notified(microkit_channel ch)
 {
     if (ch == irq_ch) {
-        check_sync();
+        net_drv_check_sync(&drv);
         bool more = rx_poll();
         dev_status();
         microkit_irq_ack(irq_ch);
         if (more)
-            arm_timer(SOON_NS);
+            net_drv_timer(&drv, SOON_NS);
         return;
     }
     switch (ch) {
     case NET_DRV_CH_RX:
-        check_sync();
-        if (rx_synced && rx_nfree < rx_pool.count)
-            rx_refill();
+        net_drv_check_sync(&drv);
+        if (drv.rx_synced && drv.rx_nfree < drv.rx_pool.count)
+            net_drv_rx_refill(&drv);
         break;
     case NET_DRV_CH_TX:
-        check_sync();
+        net_drv_check_sync(&drv);
         if (tx_poll())
-            arm_timer(SOON_NS);
+            net_drv_timer(&drv, SOON_NS);
         break;
     case DEVMUX_TIMER_CHANNEL:
-        timer_at = 0;
+        drv.timer_at = 0;
         poll_all();
         break;
     default:
@@ -687,6 +487,5 @@ void notified(microkit_channel ch)
  * wake-up it may have missed. */
 void peer_ready(microkit_channel ch)
 {
-    if (ch == NET_DRV_CH_RX || ch == NET_DRV_CH_TX)
-        microkit_notify(ch);
+    net_drv_peer_ready(ch);
 }
