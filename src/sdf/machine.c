@@ -4,8 +4,10 @@
  * every device-visible region at its device address, so that the address
  * is a property of the description, the same on every run.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sdf/internal.h"
 
@@ -76,10 +78,10 @@ static void check_device(const struct sdf_system *sys, const struct sdf_machine 
                       "host '%s' of device '%s' is not a PCI address; expected DDDD:BB:SS.F in "
                       "lower-case hex, like 0000:01:00.0",
                       d->host, d->name);
-        if (d->model || d->bus || d->nprops || d->wire || d->slot >= 0)
+        if (d->model || d->bus || d->nprops || d->wire || d->slot >= 0 || d->drive_file)
             sdf_error(errs, d->loc,
                       "device '%s' of vfio machine '%s' has QEMU settings (model, pci, bus, "
-                      "properties or wire); expected only name and host",
+                      "properties, wire or drive); expected only name and host",
                       d->name, m->name);
         return;
     }
@@ -104,6 +106,15 @@ static void check_device(const struct sdf_system *sys, const struct sdf_machine 
                   "device '%s' has %s; expected exactly one: 'pci' (a PCI function on bus 0) or "
                   "'bus' (a device on a bus another device provides, like xhci0.0)",
                   d->name, d->bus ? "both 'pci' and 'bus'" : "neither 'pci' nor 'bus'");
+    if (d->drive_file && access(d->drive_file, d->drive_readonly ? R_OK : R_OK | W_OK))
+        sdf_error(errs, d->drive_loc,
+                  "drive file '%s' of device '%s' cannot be opened %s (%s); expected an "
+                  "existing disk image",
+                  d->drive_file, d->name,
+                  d->drive_readonly ? "for reading"
+                                    : "for reading and "
+                                      "writing",
+                  strerror(errno));
     if (d->wire == SDF_WIRE_TAP && d->wire_ifname) {
         /* The wire's TAP must not collide with another wire's or a
          * component's TAP of the same name and namespace. */

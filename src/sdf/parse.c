@@ -1204,6 +1204,33 @@ static void wire_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj)
     }
 }
 
+static void drive_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj)
+{
+    struct sdf_machine_device *d = obj;
+    if (!strcmp(key, "file")) {
+        if (!expect(c, v, YAML_SCALAR_NODE, "file"))
+            return;
+        if (has_nul(v) || scalar(v)[0] != '/') {
+            sdf_error(c->errs, loc_of(v),
+                      "drive file '%s' is not an absolute path; expected a "
+                      "path starting with '/'",
+                      scalar(v));
+            return;
+        }
+        d->drive_file = xstrdup(scalar(v));
+    } else if (!strcmp(key, "format")) {
+        if (!expect(c, v, YAML_SCALAR_NODE, "format"))
+            return;
+        if (strcmp(scalar(v), "raw") && strcmp(scalar(v), "qcow2"))
+            sdf_error(c->errs, loc_of(v), "drive format '%s' is unknown; expected raw or qcow2",
+                      scalar(v));
+        else
+            d->drive_format = xstrdup(scalar(v));
+    } else if (!strcmp(key, "readonly")) {
+        get_bool(c, v, "readonly", &d->drive_readonly);
+    }
+}
+
 static void mdevice_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj)
 {
     struct sdf_machine_device *d = obj;
@@ -1228,7 +1255,8 @@ static void mdevice_key(struct ctx *c, const char *key, yaml_node_t *v, void *ob
             char *kw = get_word(c, k, "property name");
             if (!kw)
                 continue;
-            static const char *const reserved[] = {"id", "addr", "bus", "netdev", "driver", NULL};
+            static const char *const reserved[] = {"id",    "addr",   "bus", "netdev",
+                                                   "drive", "driver", NULL};
             bool bad = false;
             for (const char *const *r = reserved; *r && !bad; r++)
                 bad = !strcmp(kw, *r);
@@ -1256,6 +1284,14 @@ static void mdevice_key(struct ctx *c, const char *key, yaml_node_t *v, void *ob
             d->props[d->nprops].value = xstrdup(scalar(val));
             d->nprops++;
         }
+    } else if (!strcmp(key, "drive")) {
+        d->drive_loc = loc_of(v);
+        if (!expect(c, v, YAML_MAPPING_NODE, "drive"))
+            return;
+        static const char *const keys[] = {"file", "format", "readonly", NULL};
+        static const char *const req[] = {"file", NULL};
+        require(c, v, "drive", req);
+        for_keys(c, v, "drive", keys, drive_key, d);
     } else if (!strcmp(key, "wire")) {
         if (!expect(c, v, YAML_MAPPING_NODE, "wire"))
             return;
@@ -1324,8 +1360,8 @@ static void machine_key(struct ctx *c, const char *key, yaml_node_t *v, void *ob
             memset(d, 0, sizeof(*d));
             d->loc = d->name_loc = loc_of(n);
             d->slot = d->func = -1;
-            static const char *const keys[] = {"name", "model",      "host", "pci",
-                                               "bus",  "properties", "wire", NULL};
+            static const char *const keys[] = {"name",       "model", "host",  "pci", "bus",
+                                               "properties", "wire",  "drive", NULL};
             static const char *const req[] = {"name", NULL};
             require(c, n, "machine device", req);
             for_keys(c, n, "machine device", keys, mdevice_key, d);
@@ -1604,6 +1640,8 @@ void sdf_free(struct sdf_system *sys)
             free(d->props);
             free(d->wire_netns);
             free(d->wire_ifname);
+            free(d->drive_file);
+            free(d->drive_format);
         }
         free(m->devices);
         free(m->name);

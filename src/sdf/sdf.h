@@ -148,7 +148,10 @@ struct sdf_machine_device {
     size_t nprops;
     enum sdf_wire_kind wire; /* qemu NICs: the other end of the cable */
     char *wire_netns, *wire_ifname;
-    struct sdf_loc loc, name_loc;
+    char *drive_file;   /* qemu storage: a disk image behind -drive, or NULL */
+    char *drive_format; /* raw (default) or qcow2 */
+    bool drive_readonly;
+    struct sdf_loc loc, name_loc, drive_loc;
 };
 
 #define SDF_MAX_MACHINE_DEVICES 32

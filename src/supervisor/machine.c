@@ -289,6 +289,8 @@ static char *device_arg(const struct sdf_machine_device *d)
         fprintf(f, ",bus=%s", d->bus);
     if (d->wire != SDF_WIRE_NONE)
         fprintf(f, ",netdev=wire.%s", d->name);
+    if (d->drive_file)
+        fprintf(f, ",drive=drive.%s", d->name);
     for (size_t i = 0; i < d->nprops; i++) {
         char *v = qemu_escape(d->props[i].value);
         fprintf(f, ",%s=%s", d->props[i].key, v);
@@ -320,6 +322,19 @@ static int machine_boot(struct sup *s, struct machine_rt *m)
                 abort();
             arg_add(&a, nd);
         }
+    }
+    for (size_t k = 0; k < def->ndevices; k++) {
+        const struct sdf_machine_device *d = &def->devices[k];
+        if (!d->drive_file)
+            continue;
+        char *file = qemu_escape(d->drive_file), *drive;
+        if (asprintf(&drive, "if=none,id=drive.%s,file=%s,format=%s%s", d->name, file,
+                     d->drive_format ? d->drive_format : "raw",
+                     d->drive_readonly ? ",readonly=on" : "") < 0)
+            abort();
+        free(file);
+        arg_add(&a, xstrdup("-drive"));
+        arg_add(&a, drive);
     }
     for (size_t k = 0; k < def->ndevices; k++) {
         arg_add(&a, xstrdup("-device"));
@@ -883,6 +898,12 @@ int sup_machine_report(struct sup *s, const char *which, FILE *f)
         fprintf(f, "machine %s backend %s state %s pid %d memory %" PRIu64 "M restarts %u\n",
                 m->def->name, qemu ? "qemu" : "vfio", m->up ? "up" : "down",
                 qemu ? (int)m->qm.pid : 0, m->def->memory >> 20, m->restarts);
+        for (size_t r = 0; r < s->sys->nregions; r++) {
+            const struct sdf_region *reg = &s->sys->regions[r];
+            if (reg->mach == (int)i)
+                fprintf(f, "  region %s dev %#" PRIx64 " size %#" PRIx64 "\n", reg->name,
+                        reg->dev_addr, reg->size);
+        }
         for (size_t k = 0; k < m->def->ndevices; k++) {
             struct mdev_rt *d = &m->devs[k];
             const struct sdf_machine_device *dd = d->def;
