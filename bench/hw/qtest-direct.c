@@ -12,6 +12,8 @@
 #include <string.h>
 #include <x86intrin.h>
 
+#include <stdlib.h>
+
 #include "hw/qemu/machine.h"
 #include "stats.h"
 

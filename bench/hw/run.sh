@@ -6,7 +6,11 @@
 # Each run measures the baseline, then the devmux system, back to back.
 #
 #   bench/hw/run.sh [BUILD_DIR]    RUNS (default 3), READS (20000),
-#                                  WARM (2000), IRQS (2000)
+#                                  WARM (2000), IRQS (2000), PIN (CPU list)
+#
+# PIN=0 runs both sides (and so QEMU, the supervisor and the component)
+# on CPU 0 only (taskset): on a VM a cross-CPU wake-up of a halted vCPU
+# costs tens of µs, and a round trip here is all wake-ups.
 #
 # Prints a table per run, then the median over runs of each statistic.
 # Not a test: numbers depend on the machine.
@@ -18,6 +22,9 @@ RUNS=${RUNS:-3}
 READS=${READS:-20000}
 WARM=${WARM:-2000}
 IRQS=${IRQS:-2000}
+PIN=${PIN:-}
+ON=()
+[ -z "$PIN" ] || ON=(taskset -c "$PIN")
 . bench/net/quiet.sh
 
 for p in "$DEVMUX" "$BUILD/bench/hw/hw-bench" "$BUILD/bench/hw/hw-qtest-direct" \
@@ -35,13 +42,14 @@ cleanup() {
 trap cleanup EXIT
 export DEVMUX_RUNDIR=$T/run
 
-wait_quiet
+wait_quiet "${QUIET_MAX:-1200}"
+machine_busy
 TSC_HZ=$("$BUILD/bench/net/net-tsc-hz")
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs," \
     "kernel $(uname -r), $(qemu-system-x86_64 --version | head -1);" \
     "TSC $(awk -v h="$TSC_HZ" 'BEGIN{printf "%.3f", h/1e9}') GHz measured"
 echo "reads/writes/pairs: $READS each after $WARM warm-up reads; interrupts: $IRQS;" \
-    "under load: $BENCH_UNDER_LOAD"
+    "pinned to CPUs: ${PIN:-no}; under load: $BENCH_UNDER_LOAD"
 
 cat > "$T/sys.yaml" <<YAML
 system: hw-bench
@@ -60,11 +68,11 @@ YAML
 
 # devmux_run OUT: the component's RESULT lines, or nothing (log shown).
 devmux_run() {
-    "$DEVMUX" run "$T/sys.yaml" --ctl "$T/ctl.sock" > "$T/log" 2>&1 &
+    "${ON[@]}" "$DEVMUX" run "$T/sys.yaml" --ctl "$T/ctl.sock" > "$T/log" 2>&1 &
     SUP=$!
     local i
     for i in $(seq 1200); do
-        grep -q "hw-bench: DONE" "$T/log" && break
+        grep -q "hw-bench: DONE\|killed\|fault policy" "$T/log" && break
         kill -0 "$SUP" 2>/dev/null || break
         sleep 0.1
     done
@@ -103,7 +111,7 @@ table() {
 
 for run in $(seq "$RUNS"); do
     echo "--- run $run"
-    "$BUILD/bench/hw/hw-qtest-direct" "${TSC_HZ%.*}" "$READS" "$WARM" "$IRQS" > "$T/direct.$run" ||
+    "${ON[@]}" "$BUILD/bench/hw/hw-qtest-direct" "${TSC_HZ%.*}" "$READS" "$WARM" "$IRQS" > "$T/direct.$run" ||
         echo "hw-qtest-direct failed: $(tail -1 "$T/direct.$run")" >&2
     devmux_run "$T/devmux.$run"
     table "$T/direct.$run" "$T/devmux.$run"

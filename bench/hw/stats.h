@@ -9,7 +9,6 @@
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 
 /* The edu device's registers (QEMU hw/misc/edu.c), all in BAR0. */
 #define EDU_IDENT     0x00 /* reads 0x010000ed */
@@ -19,10 +18,32 @@
 #define EDU_IRQ_ACK   0x64 /* status &= ~value, line down when 0 */
 #define EDU_ID_VALUE  0x010000edu
 
-static int bench_cmp_u64(const void *a, const void *b)
+/* Heapsort, not qsort: glibc's qsort asks sysinfo(2) how much memory the
+ * machine has before it picks a merge buffer, and a component's seccomp
+ * filter kills it for that system call. */
+static inline void bench_sift(uint64_t *s, size_t root, size_t n)
 {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
+    for (size_t c; (c = 2 * root + 1) < n; root = c) {
+        if (c + 1 < n && s[c + 1] > s[c])
+            c++;
+        if (s[root] >= s[c])
+            return;
+        uint64_t t = s[root];
+        s[root] = s[c];
+        s[c] = t;
+    }
+}
+
+static inline void bench_sort(uint64_t *s, size_t n)
+{
+    for (size_t i = n / 2; i-- > 0;)
+        bench_sift(s, i, n);
+    for (size_t end = n; end-- > 1;) {
+        uint64_t t = s[0];
+        s[0] = s[end];
+        s[end] = t;
+        bench_sift(s, 0, end);
+    }
 }
 
 /* Nearest-rank percentile of a sorted array. */
@@ -41,7 +62,7 @@ static inline void bench_summary(char *buf, size_t len, const char *name, uint64
         snprintf(buf, len, "RESULT %s n=0", name);
         return;
     }
-    qsort(s, n, sizeof(*s), bench_cmp_u64);
+    bench_sort(s, n);
     uint64_t p50 = bench_pct(s, n, 50), p10 = bench_pct(s, n, 10), p90 = bench_pct(s, n, 90),
              p99 = bench_pct(s, n, 99);
     double us = 1e6 / tsc_hz;

@@ -3,7 +3,7 @@
 # same network on a host interface and against a Linux bridge, all in the
 # same run, same workload (bench/net/compare-lib.sh, shared with
 # compare.sh).  From client namespace P-a to the iperf3 server 10.77.0.1 in
-# P-lan of `scripts/net-lab up P` (P is $PREFIX, default dmv):
+# P-lan of `scripts/net-lab up P` (P is $PREFIX, default bh):
 #
 #   virtio  P-a: TAP eth0 -> net-tap -> tx virt -> net-virtio -> (register
 #           accesses through the supervisor over qtest) QEMU's virtio-net
@@ -23,7 +23,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${1:-build}
-DEFAULT_PREFIX=dmv
+DEFAULT_PREFIX=bh
 RUNS=${RUNS:-3}
 TCP_REVERSE=1
 . bench/net/compare-lib.sh
@@ -47,7 +47,8 @@ virtio_up() {
     QEMU_PID=$(ctl machine board | awk 'NR == 1 { for (i = 1; i < NF; i++) if ($i == "pid") print $(i + 1) }')
 }
 
-wait_quiet
+wait_quiet "${QUIET_MAX:-1200}"
+machine_busy
 machine_line
 [ "$BENCH_UNDER_LOAD" = 0 ] || echo "WARNING: measured while a test suite ran"
 
@@ -70,12 +71,14 @@ for run in $(seq "$RUNS"); do
         ctl net lan0 | grep -E '^(driver|wire|client a) ' |
             sed -e 's/^/    virtio ctl net: /' -e 's/ rx_bytes=[0-9]*//g; s/ tx_bytes=[0-9]*//g'
         ctl machine board | grep ' device ' | sed 's/^ */    virtio ctl machine: /'
-        # Which QEMU threads used the CPU (vCPU halted; main loop = qtest,
-        # TAP and the device model).
+        # Which QEMU threads used the CPU: the main loop (thread id = pid:
+        # qtest, the TAP and the device model run there) or the others
+        # (the vCPU, halted; RCU; workers).
         for t in /proc/"$QEMU_PID"/task/*; do
-            printf '%s %s\n' "$(cat "$t/comm")" "$(sed 's/.*) //' "$t/stat" | awk '{ print $12 + $13 }')"
-        done 2>/dev/null | sort -k2 -nr | head -4 | awk -v hz="$(getconf CLK_TCK)" \
-            '{ printf "    qemu thread %s: %.2f CPU s since start\n", $1, $2 / hz }'
+            printf '%s %s\n' "${t##*/}" "$(sed 's/.*) //' "$t/stat" | awk '{ print $12 + $13 }')"
+        done 2>/dev/null | awk -v pid="$QEMU_PID" -v hz="$(getconf CLK_TCK)" '
+            { if ($1 == pid) m += $2; else o += $2 }
+            END { printf "    qemu CPU s since start: main loop %.2f, other threads %.2f\n", m / hz, o / hz }'
     else
         printf 'tcp=0 tcp_r=0 udp=0 avg=0 min=0 max=0\n' > "$T/r.virtio"
     fi

@@ -212,13 +212,14 @@ static void check_grants(struct sdf_system *sys, struct sdf_errors *errs)
     }
 }
 
-/* Device-visible regions are laid out from 1 MiB up (below it, q35 shows
- * ROM where RAM would be), page by page in the order they are declared. */
+/* Device-visible regions are laid out from 4 GiB up, page by page in the
+ * order they are declared: the same addresses on every run. */
 static void place_regions(struct sdf_system *sys, struct sdf_errors *errs)
 {
     for (size_t mi = 0; mi < sys->nmachines; mi++) {
         const struct sdf_machine *m = &sys->machines[mi];
         uint64_t at = SDF_DMA_BASE;
+        size_t n = 0;
         for (size_t i = 0; i < sys->nregions; i++) {
             struct sdf_region *r = &sys->regions[i];
             if (!r->machine || strcmp(r->machine, m->name))
@@ -226,13 +227,12 @@ static void place_regions(struct sdf_system *sys, struct sdf_errors *errs)
             r->mach = (int)mi;
             r->dev_addr = at;
             at += (r->size + SDF_PAGE - 1) & ~(uint64_t)(SDF_PAGE - 1);
+            if (++n == SDF_MAX_MACHINE_REGIONS + 1)
+                sdf_error(errs, r->machine_loc,
+                          "machine '%s' has more than %d device-visible regions (region '%s'); "
+                          "expected at most %d",
+                          m->name, SDF_MAX_MACHINE_REGIONS, r->name, SDF_MAX_MACHINE_REGIONS);
         }
-        if (m->backend == SDF_BACKEND_QEMU && at > m->memory)
-            sdf_error(errs, m->memory_loc,
-                      "machine '%s' has memory %" PRIu64 " but its device-visible regions need "
-                      "%" PRIu64 " bytes from 1 MiB up; expected memory of at least %" PRIu64 "M",
-                      m->name, m->memory, (uint64_t)(at - SDF_DMA_BASE),
-                      (uint64_t)((at + (1u << 20) - 1) >> 20));
     }
     for (size_t i = 0; i < sys->nregions; i++) {
         const struct sdf_region *r = &sys->regions[i];

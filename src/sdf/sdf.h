@@ -155,7 +155,10 @@ struct sdf_machine_device {
 };
 
 #define SDF_MAX_MACHINE_DEVICES 32
-#define SDF_DMA_BASE            0x100000ull /* device-visible regions start at 1 MiB */
+#define SDF_MAX_MACHINE_REGIONS 128 /* device-visible regions per machine (QEMU: DIMM slots) */
+/* Device-visible regions start at 4 GiB, above RAM and the PCI hole: each
+ * is a memory module of its own (qemu) or an IOMMU mapping (vfio). */
+#define SDF_DMA_BASE 0x100000000ull
 
 struct sdf_machine {
     char *name;

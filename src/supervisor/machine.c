@@ -173,10 +173,14 @@ static int assign_bars(struct machine_rt *m, struct mdev_rt *d, uint64_t *mem, u
                  "device '%s': BAR%u reports a size that is not a power of two (%#" PRIx64
                  "); left unassigned",
                  def->name, i, size);
+            if (is64)
+                i++; /* its upper half is not a BAR of its own */
             continue;
         }
         uint64_t at = align_up(*mem, size < 4096 ? 4096 : size);
-        if (at + size > MEM_WINDOW_HI) {
+        /* A BAR larger than the window (a device may claim up to 2^63)
+         * would wrap the sum: compare without adding. */
+        if (size > MEM_WINDOW_HI - MEM_WINDOW_LO || at < *mem || at > MEM_WINDOW_HI - size) {
             mlog(m, "device '%s': no memory space left for BAR%u (%#" PRIx64 " bytes)", def->name,
                  i, size);
             return -ENOSPC;
@@ -263,16 +267,16 @@ static char *qemu_escape(const char *v)
 }
 
 struct argv_buf {
-    char *v[4 * SDF_MAX_MACHINE_DEVICES + 2];
+    /* -netdev, -drive, -device per device; -object, -device per region */
+    char *v[6 * SDF_MAX_MACHINE_DEVICES + 4 * SDF_MAX_MACHINE_REGIONS + 1];
     size_t n;
 };
 
 static void arg_add(struct argv_buf *a, char *s)
 {
-    if (a->n + 1 < sizeof(a->v) / sizeof(a->v[0]))
-        a->v[a->n++] = s;
-    else
-        free(s);
+    if (a->n + 1 >= sizeof(a->v) / sizeof(a->v[0]))
+        abort(); /* sized for the most validation allows */
+    a->v[a->n++] = s;
 }
 
 static char *device_arg(const struct sdf_machine_device *d)
@@ -304,8 +308,33 @@ static int machine_boot(struct sup *s, struct machine_rt *m)
 {
     const struct sdf_machine *def = m->def;
     struct argv_buf a = {0};
-    int keep[SDF_MAX_MACHINE_DEVICES];
+    int keep[SDF_MAX_MACHINE_DEVICES + SDF_MAX_MACHINE_REGIONS];
     size_t nkeep = 0;
+    /* Each device-visible region is a memory module of its own at its
+     * device address, backed by the region's memfd: the device reaches it
+     * by DMA, and a component that maps one region holds no handle on any
+     * other memory of the machine. */
+    unsigned slots = 0;
+    uint64_t dimm_bytes = 0;
+    for (size_t r = 0; r < s->sys->nregions; r++) {
+        const struct sdf_region *reg = &s->sys->regions[r];
+        if (reg->mach != (int)m->idx)
+            continue;
+        char *obj, *dimm;
+        if (asprintf(&obj,
+                     "memory-backend-file,id=dma%u,size=%" PRIu64 ",mem-path=/dev/fd/%d,share=on",
+                     slots, reg->size, s->regions[r].fd) < 0 ||
+            asprintf(&dimm, "pc-dimm,id=dimm%u,memdev=dma%u,addr=%#" PRIx64, slots, slots,
+                     reg->dev_addr) < 0)
+            abort();
+        arg_add(&a, xstrdup("-object"));
+        arg_add(&a, obj);
+        arg_add(&a, xstrdup("-device"));
+        arg_add(&a, dimm);
+        keep[nkeep++] = s->regions[r].fd;
+        dimm_bytes += reg->size;
+        slots++;
+    }
     for (size_t k = 0; k < def->ndevices; k++) {
         const struct sdf_machine_device *d = &def->devices[k];
         if (d->wire == SDF_WIRE_TAP) {
@@ -341,14 +370,17 @@ static int machine_boot(struct sup *s, struct machine_rt *m)
         arg_add(&a, device_arg(&def->devices[k]));
     }
     a.v[a.n] = NULL;
-    struct qemu_machine_opts o = {.ram_size = def->memory,
-                                  .ram_fd = m->ram_fd,
-                                  .extra = (const char *const *)a.v,
-                                  .keep_fds = keep,
-                                  .nkeep = nkeep,
-                                  .err_fd = -1,
-                                  .on_irq = on_irq,
-                                  .irq_ctx = m};
+    struct qemu_machine_opts o = {
+        .ram_size = def->memory,
+        .ram_fd = m->ram_fd,
+        .dimm_slots = slots,
+        .maxmem = def->memory + ((dimm_bytes + (1u << 20) - 1) & ~(uint64_t)((1u << 20) - 1)),
+        .extra = (const char *const *)a.v,
+        .keep_fds = keep,
+        .nkeep = nkeep,
+        .err_fd = -1,
+        .on_irq = on_irq,
+        .irq_ctx = m};
     int err = qemu_machine_start(&m->qm, &o);
     for (size_t i = 0; i < a.n; i++)
         free(a.v[i]);
@@ -362,6 +394,23 @@ static int machine_boot(struct sup *s, struct machine_rt *m)
     for (size_t k = 0; k < def->ndevices && !err; k++)
         if (def->devices[k].slot >= 0)
             err = assign_bars(m, &m->devs[k], &mem, &io);
+    /* Validation assumed INTA; a device with another pin may still land
+     * on a line another component's device uses, where one could hide the
+     * other's interrupts.  Now that the pins are known, refuse that. */
+    for (size_t k = 0; k < def->ndevices && !err; k++)
+        for (size_t j = 0; j < k && !err; j++) {
+            const struct mdev_rt *x = &m->devs[k], *y = &m->devs[j];
+            if (x->comp >= 0 && y->comp >= 0 && x->comp != y->comp && x->info.irq_pin &&
+                y->info.irq_pin && x->info.gsi == y->info.gsi) {
+                mlog(m,
+                     "devices '%s' (slot %02x, pin INT%c) and '%s' (slot %02x, pin INT%c) of "
+                     "different drivers share interrupt line %u; expected slots whose lines "
+                     "differ",
+                     x->def->name, x->info.slot, 'A' + x->info.irq_pin - 1, y->def->name,
+                     y->info.slot, 'A' + y->info.irq_pin - 1, x->info.gsi);
+                err = -EBUSY;
+            }
+        }
     if (!err)
         err = qtest_intercept_irqs(&m->qm.qt);
     if (err) {
@@ -481,6 +530,8 @@ int sup_start_machines(struct sup *s)
                 return fd;
             m->devs[k].wire_fd = fd;
         }
+        if (sup_machine_ram(s, i) < 0)
+            return -1;
         int err = machine_boot(s, m);
         if (err)
             return err;
@@ -488,8 +539,7 @@ int sup_start_machines(struct sup *s)
     return 0;
 }
 
-/* The RAM of a qemu machine, created before regions so that device-visible
- * regions can be windows of it. */
+/* The RAM of a qemu machine: ours, so it outlives a QEMU that dies. */
 int sup_machine_ram(struct sup *s, size_t mi)
 {
     struct machine_rt *m = &s->machines[mi];
@@ -590,9 +640,12 @@ static void machine_fault(struct sup *s, struct machine_rt *m, const char *why)
         sup_shutdown(s, 1, "a machine could not be restarted");
         return;
     }
-    for (size_t k = 0; k < m->def->ndevices; k++)
-        if (m->devs[k].comp >= 0)
-            sup_restart(s, &s->comps[m->devs[k].comp], "its machine restarted");
+    for (size_t k = 0; k < m->def->ndevices; k++) {
+        /* A driver its own policy halted stays halted. */
+        struct comp *c = m->devs[k].comp >= 0 ? &s->comps[m->devs[k].comp] : NULL;
+        if (c && c->state != COMP_HALTED && c->state != COMP_STOPPED)
+            sup_restart(s, c, "its machine restarted");
+    }
 }
 
 static void describe_status(int status, char *out, size_t n)
@@ -681,9 +734,10 @@ void sup_machine_comp_exited(struct sup *s, struct comp *c)
             if (m->def->backend == SDF_BACKEND_VFIO) {
                 vfio_host_quiesce(&d->vfio);
             } else if (d->def->slot >= 0) {
-                int err = cfg_write(m, d->def->slot, PCI_COMMAND, 2, d->decode);
-                if (err)
-                    machine_fault(s, m, "qtest failed while quiescing a device");
+                /* If QEMU is gone this fails; its exit or the qtest EOF
+                 * reports the machine fault from the event loop, not from
+                 * inside the handling of this component's exit. */
+                (void)cfg_write(m, d->def->slot, PCI_COMMAND, 2, d->decode);
             }
         }
     }
@@ -731,6 +785,11 @@ static bool in_bars(const struct mdev_rt *d, uint64_t addr, unsigned width, bool
     return false;
 }
 
+static uint64_t width_mask(unsigned w)
+{
+    return w >= 8 ? ~0ull : (1ull << (8 * w)) - 1;
+}
+
 /* Carries out one checked request.  Returns -EPIPE if the machine died. */
 static int perform(struct machine_rt *m, struct mdev_rt *d, const struct hw_wire_req *q,
                    struct hw_wire_rep *r)
@@ -743,7 +802,7 @@ static int perform(struct machine_rt *m, struct mdev_rt *d, const struct hw_wire
     case HW_OP_CFG_READ:
     case HW_OP_CFG_WRITE: {
         bool write = q->op == HW_OP_CFG_WRITE;
-        if (!wok || w == 8 || q->addr % w || q->addr + w > 256 || slot < 0)
+        if (!wok || w == 8 || q->addr % w || q->addr > 256 - w || slot < 0)
             return refuse(m, d, write ? "config write" : "config read", q->addr, w, false);
         unsigned off = (unsigned)q->addr;
         if (!write) {
@@ -753,13 +812,15 @@ static int perform(struct machine_rt *m, struct mdev_rt *d, const struct hw_wire
         }
         if (hw_cfg_protected(off, w))
             return refuse(m, d, "config write to a BAR or ROM register", q->addr, w, false);
-        uint32_t val = (uint32_t)q->value;
-        if (off <= PCI_COMMAND && off + w > PCI_COMMAND) {
-            /* Only decode, bus mastering and INTx masking are the
-             * driver's; the rest of the command register stays ours. */
-            unsigned sh = (PCI_COMMAND - off) * 8;
-            uint32_t cmd = (val >> sh) & CMD_DRIVER;
-            val = (val & ~(0xffffu << sh)) | cmd << sh;
+        uint32_t val = (uint32_t)(q->value & width_mask(w));
+        /* Of the command register (bytes 4 and 5) only decode, bus
+         * mastering and INTx masking are the driver's: the write goes in
+         * as a read-modify-write of the whole register. */
+        if (off < PCI_COMMAND + 2 && off + w > PCI_COMMAND) {
+            if (off != PCI_COMMAND || w != 2)
+                return refuse(m, d, "config write not of the whole command register", q->addr, w,
+                              false);
+            val = (d->decode & ~CMD_DRIVER) | (val & CMD_DRIVER);
         }
         int err = cfg_write(m, slot, off, w, val);
         return err == -EPIPE ? -EPIPE : 0;
@@ -777,11 +838,12 @@ static int perform(struct machine_rt *m, struct mdev_rt *d, const struct hw_wire
         int err;
         uint64_t v = 0;
         if (io) {
-            err = write ? qtest_out(&m->qm.qt, w, (uint16_t)q->addr, (uint32_t)q->value)
+            err = write ? qtest_out(&m->qm.qt, w, (uint16_t)q->addr,
+                                    (uint32_t)(q->value & width_mask(w)))
                         : qtest_in(&m->qm.qt, w, (uint16_t)q->addr, &v32);
             v = v32;
         } else {
-            err = write ? qtest_write(&m->qm.qt, w, q->addr, q->value)
+            err = write ? qtest_write(&m->qm.qt, w, q->addr, q->value & width_mask(w))
                         : qtest_read(&m->qm.qt, w, q->addr, &v);
         }
         r->err = err;
@@ -875,6 +937,9 @@ void sup_machine_event(struct sup *s, uint32_t kind, uint32_t idx)
             epoll_ctl(s->epfd, EPOLL_CTL_DEL, m->qm.qmp.fd, NULL);
             if (err == -EPIPE)
                 machine_fault(s, m, "the QMP connection closed (QEMU is gone)");
+            else
+                mlog(m, "QMP stopped making sense (%s); hot-plug is off until the machine restarts",
+                     strerror(-err));
         }
     }
 }
@@ -954,7 +1019,11 @@ int sup_machine_hotplug(struct sup *s, char *args, FILE *f)
         const char *props[16];
         size_t n = 0;
         char *p;
-        while ((p = strtok_r(NULL, " ", &save)) && n < 15) {
+        while ((p = strtok_r(NULL, " ", &save))) {
+            if (n == 15) {
+                fprintf(f, "ERROR: more than 15 properties; expected at most 15\n");
+                return -1;
+            }
             if (!strchr(p, '=')) {
                 fprintf(f, "ERROR: '%s' is not KEY=VALUE; expected properties like port=1\n", p);
                 return -1;
@@ -976,6 +1045,10 @@ int sup_machine_hotplug(struct sup *s, char *args, FILE *f)
     }
     if (verb && !strcmp(verb, "del")) {
         char *id = strtok_r(NULL, " ", &save);
+        if (id && strchr(id, '/')) {
+            fprintf(f, "ERROR: '%s' is a path; expected the id of a hot-plugged device\n", id);
+            return -1;
+        }
         if (!id) {
             fprintf(f, "ERROR: expected: machine %s del ID\n", name);
             return -1;

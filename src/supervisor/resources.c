@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #include "common/util.h"
-#include "supervisor/machine.h"
 
 static int make_region(const struct sdf_region *r, struct region_rt *rt)
 {
@@ -40,21 +39,6 @@ static int make_region(const struct sdf_region *r, struct region_rt *rt)
     return rt->ro_fd < 0 ? -errno : 0;
 }
 
-/* A device-visible region of a qemu machine is a window of its RAM at the
- * region's device address: what the device writes there, the component
- * reads, with no copy. */
-static int ram_window(const struct sdf_region *r, int ram, struct region_rt *rt)
-{
-    rt->offset = r->dev_addr;
-    rt->fd = fcntl(ram, F_DUPFD_CLOEXEC, 0);
-    if (rt->fd < 0)
-        return -errno;
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/self/fd/%d", ram);
-    rt->ro_fd = open(path, O_RDONLY | O_CLOEXEC);
-    return rt->ro_fd < 0 ? -errno : 0;
-}
-
 int sup_create_resources(struct sup *s)
 {
     const struct sdf_system *sys = s->sys;
@@ -62,8 +46,7 @@ int sup_create_resources(struct sup *s)
     for (size_t i = 0; i < sys->nregions; i++) {
         s->regions[i].fd = s->regions[i].ro_fd = -1;
         const struct sdf_region *r = &sys->regions[i];
-        int ram = r->mach >= 0 ? sup_machine_ram(s, (size_t)r->mach) : -1;
-        int err = ram >= 0 ? ram_window(r, ram, &s->regions[i]) : make_region(r, &s->regions[i]);
+        int err = make_region(r, &s->regions[i]);
         if (err) {
             sup_log("cannot create region '%s': %s", sys->regions[i].name, strerror(-err));
             return err;

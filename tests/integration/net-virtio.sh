@@ -288,12 +288,11 @@ ok "after three driver kills: b TCP $RATE Mbit/s; $(net_line driver | grep -o 'd
 # count it, reset the device, bring it up again and carry on: it does not
 # crash, nothing restarts, traffic resumes.  net-virtio places the rx ring's
 # descriptor table at the start of drv_dma (layout_at in virtio.c).
-drv_dma=$(mach | awk '$1 == "region" && $2 == "lan0.drv_dma" { print $4 }')
-[ -n "$drv_dma" ] || fail "ctl machine lists no region lan0.drv_dma: $(mach)"
+mach | grep -q '^  region lan0.drv_dma dev 0x' || fail "ctl machine lists no region lan0.drv_dma: $(mach)"
 net_counter dres0 driver device_resets
 drv_pid=$(field lan0.driver 3) drv_r=$(field lan0.driver 4) pids_b=$(pids_of $STAYING)
 up0=$(count_log "$UP_RE")
-n=$(python3 "$NETHELP/scribble.py" "$QPID" "$drv_dma") || fail "scribble: $n"
+n=$(python3 "$NETHELP/scribble.py" "$QPID" lan0.drv_dma) || fail "scribble: $n"
 [ "$n" -gt 0 ] || fail "scribble changed no descriptor"
 ip netns exec $NP-lan ping -c 3 -i 0.2 -W 1 10.77.0.30 >/dev/null 2>&1 # some are lost: that is the fault
 wait_log "device fault: device set DEVICE_NEEDS_RESET" 10

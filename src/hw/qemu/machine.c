@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #define FIRMWARE_SIZE 65536
-#define MAX_ARGS      96
+#define BASE_ARGS     32    /* our own arguments, with room to spare */
 #define QMP_START_MS  10000 /* greeting and negotiation of a starting QEMU */
 
 /* ICH9's ACPI PCI hot-plug registers (QEMU's acpi/pcihp.c at 0xcc0): the
@@ -40,8 +40,16 @@ int qemu_write_firmware(int fd)
 
 static void child(const char *const *argv, const int *keep, size_t nkeep, int err_fd)
 {
-    /* QEMU must not outlive us, and sees only the descriptors it is given. */
+    /* QEMU must not outlive us, and sees only the descriptors it is given.
+     * It gets default signal handling (not our blocked mask, not our
+     * ignored SIGPIPE), so a plain kill stops it and is a machine fault,
+     * and a group of its own, so a terminal's Ctrl-C reaches only us. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_DFL);
+    setpgid(0, 0);
     if (err_fd >= 0)
         dup2(err_fd, 2);
     for (size_t i = 0; i < nkeep; i++)
@@ -154,7 +162,7 @@ int qemu_machine_start(struct qemu_machine *m, const struct qemu_machine_opts *o
     m->ram_fd = -1;
     m->qt.fd = -1;
     m->qmp.fd = -1;
-    if (!ram_size || ram_size % (1u << 20) || o->nkeep > 16)
+    if (!ram_size || ram_size % (1u << 20) || o->maxmem % (1u << 20))
         return -EINVAL; /* QEMU sizes RAM in MiB */
     int fw = memfd_create("devmux:firmware", MFD_CLOEXEC);
     int sv[2] = {-1, -1}, mon[2] = {-1, -1};
@@ -177,58 +185,78 @@ int qemu_machine_start(struct qemu_machine *m, const struct qemu_machine_opts *o
     }
     m->ram_size = ram_size;
 
-    char bios[32], mem[96], machine[64], chardev[48], memsz[32], monchr[48];
+    char bios[32], mem[96], machine[64], chardev[48], memsz[96], monchr[48];
     snprintf(bios, sizeof(bios), "/dev/fd/%d", fw);
     snprintf(mem, sizeof(mem), "memory-backend-file,id=ram0,size=%zu,mem-path=/dev/fd/%d,share=on",
              ram_size, m->ram_fd);
     snprintf(machine, sizeof(machine), "q35,memory-backend=ram0,pit=off");
     snprintf(chardev, sizeof(chardev), "socket,id=qt,fd=%d", sv[1]);
     snprintf(monchr, sizeof(monchr), "socket,id=mon,fd=%d", mon[1]);
-    snprintf(memsz, sizeof(memsz), "%zuM", ram_size >> 20); /* a bare number means MiB */
-    const char *argv[MAX_ARGS] = {"qemu-system-x86_64",
-                                  "-machine",
-                                  machine,
-                                  "-accel",
-                                  "tcg",
-                                  "-object",
-                                  mem,
-                                  "-m",
-                                  memsz,
-                                  "-bios",
-                                  bios,
-                                  "-display",
-                                  "none",
-                                  "-nodefaults",
-                                  "-no-reboot",
-                                  "-chardev",
-                                  chardev,
-                                  "-object",
-                                  "qtest,id=qt0,chardev=qt,log=none",
-                                  "-chardev",
-                                  monchr,
-                                  "-mon",
-                                  "chardev=mon,mode=control"};
-    int argc = 0;
-    while (argv[argc])
-        argc++;
-    for (size_t i = 0; extra && extra[i]; i++) {
-        if (argc >= MAX_ARGS - 1) {
-            err = -E2BIG;
-            goto fail;
-        }
-        argv[argc++] = extra[i];
+    /* A bare number means MiB.  DIMM slots are where device-visible
+     * regions go (pc-dimm in extra). */
+    if (o->dimm_slots)
+        snprintf(memsz, sizeof(memsz), "%zuM,slots=%u,maxmem=%lluM", ram_size >> 20, o->dimm_slots,
+                 (unsigned long long)(o->maxmem >> 20));
+    else
+        snprintf(memsz, sizeof(memsz), "%zuM", ram_size >> 20);
+    size_t nextra = 0;
+    while (extra && extra[nextra])
+        nextra++;
+    const char **argv = calloc(BASE_ARGS + nextra + 1, sizeof(*argv));
+    int *keep = calloc(4 + o->nkeep, sizeof(*keep));
+    if (!argv || !keep) {
+        free(argv);
+        free(keep);
+        err = -ENOMEM;
+        goto fail;
     }
+    const char *base[] = {"qemu-system-x86_64",
+                          "-machine",
+                          machine,
+                          "-accel",
+                          "tcg",
+                          "-object",
+                          mem,
+                          "-m",
+                          memsz,
+                          "-bios",
+                          bios,
+                          "-display",
+                          "none",
+                          "-nodefaults",
+                          "-no-reboot",
+                          "-chardev",
+                          chardev,
+                          "-object",
+                          "qtest,id=qt0,chardev=qt,log=none",
+                          "-chardev",
+                          monchr,
+                          "-mon",
+                          "chardev=mon,mode=control",
+                          NULL};
+    size_t argc = 0;
+    for (; base[argc]; argc++)
+        argv[argc] = base[argc];
+    for (size_t i = 0; i < nextra; i++)
+        argv[argc++] = extra[i];
     argv[argc] = NULL;
-    int keep[4 + 16] = {fw, m->ram_fd, sv[1], mon[1]};
+    keep[0] = fw;
+    keep[1] = m->ram_fd;
+    keep[2] = sv[1];
+    keep[3] = mon[1];
     for (size_t i = 0; i < o->nkeep; i++)
         keep[4 + i] = o->keep_fds[i];
     m->pid = fork();
     if (m->pid < 0) {
         err = -errno;
+        free(argv);
+        free(keep);
         goto fail;
     }
     if (m->pid == 0)
         child(argv, keep, 4 + o->nkeep, o->err_fd);
+    free(argv);
+    free(keep);
     close(sv[1]);
     sv[1] = -1;
     close(mon[1]);

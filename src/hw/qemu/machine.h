@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "hw/qemu/qmp.h"
@@ -37,6 +38,10 @@ struct qemu_machine_opts {
     const char *const *extra; /* more arguments (devices, netdevs), NULL-terminated */
     const int *keep_fds;      /* descriptors extra refers to (fd=N), inherited */
     size_t nkeep;
+    /* Memory slots for pc-dimm devices in extra, and the most memory the
+     * machine may have with them (whole MiB); 0: none. */
+    unsigned dimm_slots;
+    uint64_t maxmem;
     int err_fd; /* QEMU's stderr, or -1: ours */
     qtest_irq_fn on_irq;
     void *irq_ctx;

@@ -1,20 +1,21 @@
 #!/usr/bin/env python3
-"""Plays a broken device: rewrites, in a running QEMU machine's RAM, the
-buffer addresses of every descriptor the driver posted in one virtqueue, so
-the device's next use of them fails.  QEMU's virtio-net then reports
-DEVICE_NEEDS_RESET, as a real device with a fault would.
+"""Plays a broken device: rewrites, in a device-visible region of a running
+QEMU machine, the buffer addresses of every descriptor the driver posted in
+the virtqueue at the region's start, so the device's next use of them
+fails.  QEMU's virtio-net then reports DEVICE_NEEDS_RESET, as a real device
+with a fault would.
 
-usage: scribble.py QEMU_PID RING_DEV_ADDR [QUEUE_SIZE]
+usage: scribble.py QEMU_PID REGION [QUEUE_SIZE]
 
-RING_DEV_ADDR is where the virtqueue's descriptor table starts (guest
-physical = offset in the RAM memfd).  Prints how many descriptors it
-changed; exits 1 if it found the RAM but no posted descriptor."""
+REGION is the region's name (its memfd, which QEMU holds as a memory
+module, is "devmux:REGION").  Prints how many descriptors it changed;
+exits 1 if it found the region but no posted descriptor."""
 import mmap
 import os
 import struct
 import sys
 
-pid, ring = int(sys.argv[1]), int(sys.argv[2], 0)
+pid, region, ring = int(sys.argv[1]), sys.argv[2], 0
 qsize = int(sys.argv[3]) if len(sys.argv) > 3 else 256
 ram = None
 for fd in os.listdir(f"/proc/{pid}/fd"):
@@ -22,11 +23,11 @@ for fd in os.listdir(f"/proc/{pid}/fd"):
         target = os.readlink(f"/proc/{pid}/fd/{fd}")
     except OSError:
         continue
-    if target.startswith("/memfd:devmux:") and target.endswith(".ram (deleted)"):
+    if target == f"/memfd:devmux:{region} (deleted)":
         ram = f"/proc/{pid}/fd/{fd}"
         break
 if ram is None:
-    sys.exit(f"no devmux machine RAM among the descriptors of pid {pid}")
+    sys.exit(f"no memfd devmux:{region} among the descriptors of pid {pid}")
 with open(ram, "r+b") as f:
     m = mmap.mmap(f.fileno(), 0)
     changed = 0
