@@ -1,6 +1,6 @@
 # Sourced by the benchmark scripts (bench/net/compare*.sh, bench/hw/run.sh):
 # waits until no test suite runs (meson test, an integration script, a
-# fuzzer), so that measurements never share the machine with one.  Sets
+# fuzzer) and nothing compiles (ninja, cc1), so that measurements never share the machine with one.  Sets
 # BENCH_UNDER_LOAD=1 if it gave up waiting; machine_busy then says how
 # busy the rest of the machine is.
 #
@@ -9,7 +9,7 @@ wait_quiet() {
     local max=${1:-1200} waited=0
     BENCH_UNDER_LOAD=0
     while pgrep -f 'meson test' >/dev/null || pgrep -f 'integration/' >/dev/null ||
-        pgrep -f 'fuzz_' >/dev/null; do
+        pgrep -f 'fuzz_' >/dev/null || pgrep -x ninja >/dev/null || pgrep -x cc1 >/dev/null; do
         if [ "$waited" -ge "$max" ]; then
             echo "WARNING: a test suite is still running after ${max}s; measuring under load" >&2
             BENCH_UNDER_LOAD=1

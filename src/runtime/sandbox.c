@@ -89,6 +89,9 @@ static int seccomp_allow_list(void)
         /* clone3 hides its flags behind a pointer; ENOSYS makes glibc use clone */
         {SCMP_SYS(clone3), SCMP_ACT_ERRNO(ENOSYS), 0, {{0}}},
         /* harmless probes answered with an error rather than death */
+        /* glibc's qsort asks how much memory the machine has; "no such
+         * call" makes it pick its in-place sort instead of killing us. */
+        {SCMP_SYS(sysinfo), SCMP_ACT_ERRNO(ENOSYS), 0, {{0}}},
         {SCMP_SYS(prctl), SCMP_ACT_ALLOW, 1, {SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME)}},
         {SCMP_SYS(prctl), SCMP_ACT_ERRNO(EPERM), 1, {SCMP_A0(SCMP_CMP_NE, PR_SET_NAME)}},
         {SCMP_SYS(prlimit64),
