@@ -1,3 +1,4 @@
+#include <stdarg.h>
 #include "common/util.h"
 
 #include <errno.h>
@@ -65,4 +66,14 @@ int write_all(int fd, const void *buf, size_t len)
         len -= (size_t)n;
     }
     return 0;
+}
+
+void errfmt(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
 }

@@ -17,8 +17,7 @@
 #include <cmocka.h>
 
 #include "hw/qemu/machine.h"
-
-#define RAM (64u << 20)
+#include "machine_fixture.h"
 
 static const char *const devices[] = {"-device",
                                       "virtio-net-pci,netdev=n0,disable-legacy=on,addr=01.0",
@@ -45,22 +44,12 @@ static void cfg_write(struct qtest *q, unsigned dev, unsigned reg, uint32_t v)
 
 static int setup(void **state)
 {
-    static struct qemu_machine m;
-    struct qemu_machine_opts o = {.ram_size = RAM, .ram_fd = -1, .extra = devices, .err_fd = -1};
-    int err = qemu_machine_start(&m, &o);
-    if (err) {
-        fprintf(stderr, "cannot start QEMU (%s); is qemu-system-x86 installed?\n", strerror(-err));
-        return -1;
-    }
-    *state = &m;
-    return 0;
+    return machine_fixture_start(state, devices);
 }
 
 static int teardown(void **state)
 {
-    if (*state)
-        qemu_machine_stop(*state);
-    return 0;
+    return machine_fixture_stop(state);
 }
 
 static void pci_bus_enumerates(void **state)

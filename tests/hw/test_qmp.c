@@ -23,9 +23,8 @@
 #include <cmocka.h>
 
 #include "hw/qemu/machine.h"
+#include "machine_fixture.h"
 #include "hw/qemu/qmp.h"
-
-#define RAM (64u << 20)
 
 static const char greeting[] =
     "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 22, \"minor\": 2, \"major\": 7}, "
@@ -430,22 +429,12 @@ static void cfg_write(struct qemu_machine *m, unsigned bus, unsigned dev, unsign
 
 static int setup(void **state)
 {
-    static struct qemu_machine m;
-    struct qemu_machine_opts o = {.ram_size = RAM, .ram_fd = -1, .extra = devices, .err_fd = -1};
-    int err = qemu_machine_start(&m, &o);
-    if (err) {
-        fprintf(stderr, "cannot start QEMU (%s); is qemu-system-x86 installed?\n", strerror(-err));
-        return -1;
-    }
-    *state = &m;
-    return 0;
+    return machine_fixture_start(state, devices);
 }
 
 static int teardown(void **state)
 {
-    if (*state)
-        qemu_machine_stop(*state);
-    return 0;
+    return machine_fixture_stop(state);
 }
 
 static void qemu_greeting_and_version(void **state)

@@ -52,18 +52,6 @@ components:
 YAML
 }
 
-# hw_start FILE: start the system and wait for its control socket (failing
-# at once if the supervisor exits first).
-hw_start() {
-    start "$1"
-    local deadline=$((SECONDS + 20))
-    until grep -q "control socket" "$T/log"; do
-        kill -0 "$SUP_PID" 2> /dev/null || fail "the supervisor exited at start"
-        [ $SECONDS -le $deadline ] || fail "no control socket within 20 s"
-        sleep 0.1
-    done
-}
-
 # mach: `ctl machine board`, or fail.
 mach() {
     local out
@@ -166,7 +154,7 @@ bars_sane() {
 
 # ---- 1. boot and enumeration ---------------------------------------------
 hw_system hw shutdown '{user: {}}' > "$T/hw.yaml"
-hw_start "$T/hw.yaml"
+start_ready "$T/hw.yaml"
 wait_log "^\[probe\] hw-probe: done " 20
 wait_log "^\[uprobe\] hw-probe: done " 20
 M=$(mach)
@@ -286,7 +274,7 @@ FAILED_RE="(QEMU was killed by signal 9 \\(KILL\\)|the (qtest|QMP) connection (c
 
 # ---- 4. machine fault, policy shutdown, TAP wire --------------------------
 hw_system hw-down shutdown "{tap: {netns: $NS, ifname: $TAPN}}" > "$T/down.yaml"
-hw_start "$T/down.yaml"
+start_ready "$T/down.yaml"
 wait_log "^\[probe\] hw-probe: done " 20
 [ -n "$(tap_index)" ] || fail "no TAP $TAPN in $NS while the system runs"
 QPID=$(mhead pid)
@@ -314,7 +302,7 @@ ok "nothing left: QEMU, components, control socket, TAP, devmux memfds all gone"
 
 # ---- 5. machine fault, policy restart ------------------------------------
 hw_system hw-restart restart "{tap: {netns: $NS, ifname: $TAPN}}" > "$T/restart.yaml"
-hw_start "$T/restart.yaml"
+start_ready "$T/restart.yaml"
 wait_log "^\[probe\] hw-probe: done " 20
 wait_log "^\[uprobe\] hw-probe: done " 20
 QPID=$(mhead pid)

@@ -41,6 +41,18 @@ start() {
     SUP_PID=$!
 }
 
+# start_ready SYSTEM_FILE: start, and wait until the control socket is up
+# (failing at once if the supervisor exits first).
+start_ready() {
+    start "$1"
+    local deadline=$((SECONDS + 20))
+    until grep -q "control socket" "$T/log"; do
+        kill -0 "$SUP_PID" 2>/dev/null || fail "the supervisor exited at start"
+        [ $SECONDS -le $deadline ] || fail "no control socket within 20 s"
+        sleep 0.1
+    done
+}
+
 # wait_log REGEX [SECONDS]: until the log matches (extended regex).
 wait_log() {
     local deadline=$((SECONDS + ${2:-10}))

@@ -71,13 +71,7 @@ wait_driver() {
 # vstart FILE: start, bridge the device's wire into the lan, address a and
 # b, wait for the device, the lan from a and b, and the lwIP client c.
 vstart() {
-    start "$1"
-    local deadline=$((SECONDS + 20))
-    until grep -q "control socket" "$T/log"; do
-        kill -0 "$SUP_PID" 2>/dev/null || fail "the supervisor exited at start"
-        [ $SECONDS -le $deadline ] || fail "no control socket within 20 s"
-        sleep 0.1
-    done
+    start_ready "$1"
     net_wait_running lan0.driver lan0.rxvirt lan0.txvirt a b c
     "$NETLAB" wire $NP $TAPN || fail "net-lab wire $NP $TAPN failed"
     "$NETLAB" addr $NP-a 10.77.0.10/24 || fail "cannot address eth0 in $NP-a"

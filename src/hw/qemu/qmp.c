@@ -12,17 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
+#include "common/util.h"
 
 static int64_t now_ms(void)
 {
@@ -225,12 +215,12 @@ int qmp_call(struct qmp *q, const char *cmd, json_t *args, json_t **ret, char *e
         err[0] = 0;
     if (!cmd || !*cmd || (args && !json_is_object(args))) {
         json_decref(args);
-        seterr(err, errlen, "invalid QMP command");
+        errfmt(err, errlen, "invalid QMP command");
         return -EINVAL;
     }
     if (q->broken) {
         json_decref(args);
-        seterr(err, errlen, "QMP connection unusable: %s", strerror(-q->broken));
+        errfmt(err, errlen, "QMP connection unusable: %s", strerror(-q->broken));
         return q->broken;
     }
     uint64_t id = ++q->next_id;
@@ -244,7 +234,7 @@ int qmp_call(struct qmp *q, const char *cmd, json_t *args, json_t **ret, char *e
     char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
     json_decref(msg);
     if (!text) {
-        seterr(err, errlen, "out of memory");
+        errfmt(err, errlen, "out of memory");
         return -ENOMEM;
     }
     /* json_dumps escapes control characters, so the newline below is the
@@ -253,7 +243,7 @@ int qmp_call(struct qmp *q, const char *cmd, json_t *args, json_t **ret, char *e
     char *line = realloc(text, n + 1);
     if (!line) {
         free(text);
-        seterr(err, errlen, "out of memory");
+        errfmt(err, errlen, "out of memory");
         return -ENOMEM;
     }
     line[n++] = '\n';
@@ -261,7 +251,7 @@ int qmp_call(struct qmp *q, const char *cmd, json_t *args, json_t **ret, char *e
     int rc = send_all(q, line, n, deadline);
     free(line);
     if (rc) {
-        seterr(err, errlen, "QMP %s: %s", cmd, strerror(-rc));
+        errfmt(err, errlen, "QMP %s: %s", cmd, strerror(-rc));
         return rc;
     }
     q->sent++;
@@ -271,13 +261,13 @@ int qmp_call(struct qmp *q, const char *cmd, json_t *args, json_t **ret, char *e
         if (rc == -ETIMEDOUT)
             remember_stale(q, id);
         if (rc) {
-            seterr(err, errlen, "QMP %s: %s", cmd, strerror(-rc));
+            errfmt(err, errlen, "QMP %s: %s", cmd, strerror(-rc));
             return rc;
         }
         json_t *rid = json_object_get(reply, "id");
         if (is_event(reply) || !json_is_integer(rid) || (uint64_t)json_integer_value(rid) != id) {
             if ((rc = side_message(q, reply))) {
-                seterr(err, errlen, "QMP %s: unexpected message from QEMU", cmd);
+                errfmt(err, errlen, "QMP %s: unexpected message from QEMU", cmd);
                 return rc;
             }
             continue;
@@ -292,12 +282,12 @@ int qmp_call(struct qmp *q, const char *cmd, json_t *args, json_t **ret, char *e
             return 0;
         }
         if (e && !r && desc) {
-            seterr(err, errlen, "%s", desc);
+            errfmt(err, errlen, "%s", desc);
             json_decref(reply);
             return -EREMOTEIO;
         }
         json_decref(reply);
-        seterr(err, errlen, "QMP %s: malformed reply", cmd);
+        errfmt(err, errlen, "QMP %s: malformed reply", cmd);
         return fail(q, -EPROTO);
     }
 }
@@ -440,7 +430,7 @@ int qmp_device_add(struct qmp *q, const char *driver, const char *id, const char
                    char *err, size_t errlen)
 {
     if (!driver || !*driver || (id && !*id)) {
-        seterr(err, errlen, "device_add needs a driver and a non-empty id");
+        errfmt(err, errlen, "device_add needs a driver and a non-empty id");
         return -EINVAL;
     }
     json_t *args = json_pack("{s:s}", "driver", driver);
@@ -451,14 +441,14 @@ int qmp_device_add(struct qmp *q, const char *driver, const char *id, const char
         char key[128];
         size_t kl = eq ? (size_t)(eq - props[i]) : 0;
         if (!kl || kl >= sizeof(key)) {
-            seterr(err, errlen, "device_add: bad property '%s'", props[i]);
+            errfmt(err, errlen, "device_add: bad property '%s'", props[i]);
             json_decref(args);
             return -EINVAL;
         }
         memcpy(key, props[i], kl);
         key[kl] = 0;
         if (json_object_get(args, key)) {
-            seterr(err, errlen, "device_add: property '%s' given twice (or is driver/id)", key);
+            errfmt(err, errlen, "device_add: property '%s' given twice (or is driver/id)", key);
             json_decref(args);
             return -EINVAL;
         }
@@ -469,14 +459,14 @@ int qmp_device_add(struct qmp *q, const char *driver, const char *id, const char
     return qmp_call(q, "device_add", args, NULL, err, errlen);
 nomem:
     json_decref(args);
-    seterr(err, errlen, "out of memory");
+    errfmt(err, errlen, "out of memory");
     return -ENOMEM;
 }
 
 int qmp_device_del(struct qmp *q, const char *id, int timeout_ms, char *err, size_t errlen)
 {
     if (!id || !*id) {
-        seterr(err, errlen, "device_del needs an id");
+        errfmt(err, errlen, "device_del needs an id");
         return -EINVAL;
     }
     int rc = qmp_call(q, "device_del", json_pack("{s:s}", "id", id), NULL, err, errlen);
@@ -486,6 +476,6 @@ int qmp_device_del(struct qmp *q, const char *id, int timeout_ms, char *err, siz
         return rc;
     rc = qmp_wait_event(q, "DEVICE_DELETED", id, timeout_ms, NULL);
     if (rc)
-        seterr(err, errlen, "device_del %s: no DEVICE_DELETED (%s)", id, strerror(-rc));
+        errfmt(err, errlen, "device_del %s: no DEVICE_DELETED (%s)", id, strerror(-rc));
     return rc;
 }

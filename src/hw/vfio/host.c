@@ -15,19 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define HEADER_BYTES 64
+#include "common/util.h"
 
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
+#define HEADER_BYTES 64
 
 static int hexval(char c)
 {
@@ -115,17 +105,17 @@ static void unbound_advice(char *err, size_t errlen, const char *dir, const char
                            const char *driver)
 {
     if (driver)
-        errf(err, errlen,
-             "PCI device %s is bound to %s, not vfio-pci; as root: "
-             "echo vfio-pci > %s/%s/driver_override; echo %s > %s/%s/driver/unbind; "
-             "echo %s > /sys/bus/pci/drivers_probe (docs/hw-vfio.md)",
-             bdf, driver, dir, bdf, bdf, dir, bdf, bdf);
+        errfmt(err, errlen,
+               "PCI device %s is bound to %s, not vfio-pci; as root: "
+               "echo vfio-pci > %s/%s/driver_override; echo %s > %s/%s/driver/unbind; "
+               "echo %s > /sys/bus/pci/drivers_probe (docs/hw-vfio.md)",
+               bdf, driver, dir, bdf, bdf, dir, bdf, bdf);
     else
-        errf(err, errlen,
-             "PCI device %s is bound to no driver; as root: modprobe vfio-pci; "
-             "echo vfio-pci > %s/%s/driver_override; echo %s > /sys/bus/pci/drivers_probe "
-             "(docs/hw-vfio.md)",
-             bdf, dir, bdf, bdf);
+        errfmt(err, errlen,
+               "PCI device %s is bound to no driver; as root: modprobe vfio-pci; "
+               "echo vfio-pci > %s/%s/driver_override; echo %s > /sys/bus/pci/drivers_probe "
+               "(docs/hw-vfio.md)",
+               bdf, dir, bdf, bdf);
 }
 
 /* How many devices the group directory lists, and whether bdf is one. */
@@ -184,27 +174,27 @@ int vfio_host_sysfs_check(const char *devices_dir, const char *bdf, unsigned *gr
 {
     char canon[VFIO_BDF_LEN], path[PATH_MAX], name[NAME_MAX + 1];
     if (vfio_parse_bdf(bdf, NULL, NULL, NULL, NULL, canon)) {
-        errf(err, errlen,
-             "\"%s\" is not a PCI address: expected domain:bus:slot.function in hex, "
-             "as `lspci -D` prints it (0000:01:00.0)",
-             bdf ? bdf : "");
+        errfmt(err, errlen,
+               "\"%s\" is not a PCI address: expected domain:bus:slot.function in hex, "
+               "as `lspci -D` prints it (0000:01:00.0)",
+               bdf ? bdf : "");
         return -EINVAL;
     }
     int r = path_of(path, devices_dir, canon, NULL);
     if (r) {
-        errf(err, errlen, "%s/%s: path too long", devices_dir, canon);
+        errfmt(err, errlen, "%s/%s: path too long", devices_dir, canon);
         return r;
     }
     struct stat st;
     if (stat(path, &st) < 0) {
         r = -errno;
         if (r == -ENOENT)
-            errf(err, errlen,
-                 "no PCI device %s on this machine (%s does not exist); `lspci -D` lists "
-                 "the devices there are",
-                 canon, path);
+            errfmt(err, errlen,
+                   "no PCI device %s on this machine (%s does not exist); `lspci -D` lists "
+                   "the devices there are",
+                   canon, path);
         else
-            errf(err, errlen, "cannot look at %s: %s", path, strerror(-r));
+            errfmt(err, errlen, "cannot look at %s: %s", path, strerror(-r));
         return r;
     }
 
@@ -214,7 +204,7 @@ int vfio_host_sysfs_check(const char *devices_dir, const char *bdf, unsigned *gr
         return -ENODEV;
     }
     if (r) {
-        errf(err, errlen, "cannot read the driver of %s: %s", canon, strerror(-r));
+        errfmt(err, errlen, "cannot read the driver of %s: %s", canon, strerror(-r));
         return r;
     }
     if (strcmp(name, "vfio-pci")) {
@@ -224,22 +214,22 @@ int vfio_host_sysfs_check(const char *devices_dir, const char *bdf, unsigned *gr
 
     r = link_name(devices_dir, canon, "iommu_group", name, sizeof(name));
     if (r == -ENOENT) {
-        errf(err, errlen,
-             "PCI device %s has no IOMMU group: the kernel runs without an IOMMU. Enable "
-             "VT-d / AMD-Vi in the firmware and boot with intel_iommu=on (Intel) or with the "
-             "AMD IOMMU on (docs/hw-vfio.md)",
-             canon);
+        errfmt(err, errlen,
+               "PCI device %s has no IOMMU group: the kernel runs without an IOMMU. Enable "
+               "VT-d / AMD-Vi in the firmware and boot with intel_iommu=on (Intel) or with the "
+               "AMD IOMMU on (docs/hw-vfio.md)",
+               canon);
         return -ENODEV;
     }
     if (r) {
-        errf(err, errlen, "cannot read the IOMMU group of %s: %s", canon, strerror(-r));
+        errfmt(err, errlen, "cannot read the IOMMU group of %s: %s", canon, strerror(-r));
         return r;
     }
     char *end;
     errno = 0;
     unsigned long g = strtoul(name, &end, 10);
     if (errno || end == name || *end || g > UINT_MAX) {
-        errf(err, errlen, "PCI device %s: IOMMU group \"%s\" is not a number", canon, name);
+        errfmt(err, errlen, "PCI device %s: IOMMU group \"%s\" is not a number", canon, name);
         return -EINVAL;
     }
 
@@ -247,15 +237,15 @@ int vfio_host_sysfs_check(const char *devices_dir, const char *bdf, unsigned *gr
     bool self = false;
     int n = group_members(devices_dir, canon, &self, names, sizeof(names));
     if (n < 0) {
-        errf(err, errlen, "cannot list IOMMU group %lu of %s: %s", g, canon, strerror(-n));
+        errfmt(err, errlen, "cannot list IOMMU group %lu of %s: %s", g, canon, strerror(-n));
         return n;
     }
     if (n != 1 || !self) {
-        errf(err, errlen,
-             "IOMMU group %lu of %s holds %d devices (%s); devmux grants a device only when "
-             "it is alone in its group, since the IOMMU cannot tell the others' DMA from its "
-             "own. Try another slot (docs/hw-vfio.md)",
-             g, canon, n, names);
+        errfmt(err, errlen,
+               "IOMMU group %lu of %s holds %d devices (%s); devmux grants a device only when "
+               "it is alone in its group, since the IOMMU cannot tell the others' DMA from its "
+               "own. Try another slot (docs/hw-vfio.md)",
+               g, canon, n, names);
         return -EPERM;
     }
     *group = (unsigned)g;
@@ -277,19 +267,19 @@ int vfio_host_parse_config(const uint8_t *cfg, size_t len, const uint64_t bar_si
                            struct hw_pci_info *info, char *err, size_t errlen)
 {
     if (len < HEADER_BYTES) {
-        errf(err, errlen, "config space of %zu bytes is shorter than a PCI header", len);
+        errfmt(err, errlen, "config space of %zu bytes is shorter than a PCI header", len);
         return -EINVAL;
     }
     /* A function that is gone or powered down answers config reads with
      * all ones, which would otherwise parse as a plausible header. */
     if (le16_at(cfg + PCI_VENDOR_ID) == 0xffff) {
-        errf(err, errlen, "config space reads as all ones: the device does not respond");
+        errfmt(err, errlen, "config space reads as all ones: the device does not respond");
         return -ENODEV;
     }
     unsigned htype = cfg[PCI_HEADER_TYPE] & PCI_HEADER_TYPE_MASK;
     if (htype != PCI_HEADER_TYPE_NORMAL) {
-        errf(err, errlen, "header type %u: only endpoints (type 0) can be granted, not bridges",
-             htype);
+        errfmt(err, errlen, "header type %u: only endpoints (type 0) can be granted, not bridges",
+               htype);
         return -EINVAL;
     }
 
@@ -325,8 +315,8 @@ int vfio_host_parse_config(const uint8_t *cfg, size_t len, const uint64_t bar_si
             /* The upper half is the next register; vfio reports no region
              * for it, and anything else means we misread the header. */
             if (i + 1 >= HW_MAX_BARS || bar_size[i + 1]) {
-                errf(err, errlen, "BAR %u claims 64 bits but BAR %u is not its upper half", i,
-                     i + 1);
+                errfmt(err, errlen, "BAR %u claims 64 bits but BAR %u is not its upper half", i,
+                       i + 1);
                 return -EINVAL;
             }
             b->kind = HW_BAR_MEM64;
@@ -334,7 +324,7 @@ int vfio_host_parse_config(const uint8_t *cfg, size_t len, const uint64_t bar_si
             i++;
             break;
         default:
-            errf(err, errlen, "BAR %u has the reserved memory type 3", i);
+            errfmt(err, errlen, "BAR %u has the reserved memory type 3", i);
             return -EINVAL;
         }
     }
@@ -388,25 +378,25 @@ static int open_container(struct vfio_host_dev *d, char *err, size_t errlen)
     if (d->container < 0) {
         int r = -errno;
         if (r == -ENOENT)
-            errf(err, errlen,
-                 "no /dev/vfio/vfio: this kernel has no VFIO loaded (modprobe vfio-pci; "
-                 "docs/hw-vfio.md)");
+            errfmt(err, errlen,
+                   "no /dev/vfio/vfio: this kernel has no VFIO loaded (modprobe vfio-pci; "
+                   "docs/hw-vfio.md)");
         else
-            errf(err, errlen, "/dev/vfio/vfio: %s", strerror(-r));
+            errfmt(err, errlen, "/dev/vfio/vfio: %s", strerror(-r));
         return r;
     }
     int v = xioctl(d->container, VFIO_GET_API_VERSION, NULL);
     if (v < 0) {
-        errf(err, errlen, "/dev/vfio/vfio: VFIO_GET_API_VERSION: %s", strerror(-v));
+        errfmt(err, errlen, "/dev/vfio/vfio: VFIO_GET_API_VERSION: %s", strerror(-v));
         return v;
     }
     if (v != VFIO_API_VERSION) {
-        errf(err, errlen, "/dev/vfio/vfio speaks VFIO API %d; devmux knows version %d", v,
-             VFIO_API_VERSION);
+        errfmt(err, errlen, "/dev/vfio/vfio speaks VFIO API %d; devmux knows version %d", v,
+               VFIO_API_VERSION);
         return -EPROTO;
     }
     if (xioctl(d->container, VFIO_CHECK_EXTENSION, (void *)(uintptr_t)VFIO_TYPE1v2_IOMMU) <= 0) {
-        errf(err, errlen, "this kernel's VFIO lacks the type1v2 IOMMU driver (vfio_iommu_type1)");
+        errfmt(err, errlen, "this kernel's VFIO lacks the type1v2 IOMMU driver (vfio_iommu_type1)");
         return -ENOTSUP;
     }
     return 0;
@@ -422,41 +412,41 @@ static int open_group(struct vfio_host_dev *d, char *err, size_t errlen)
         char noiommu[64];
         snprintf(noiommu, sizeof(noiommu), "/dev/vfio/noiommu-%u", d->group_id);
         if (r == -ENOENT && access(noiommu, F_OK) == 0)
-            errf(err, errlen,
-                 "%s: VFIO runs in no-IOMMU mode, where nothing confines the device's DMA; "
-                 "devmux refuses it. Enable the IOMMU (docs/hw-vfio.md)",
-                 noiommu);
+            errfmt(err, errlen,
+                   "%s: VFIO runs in no-IOMMU mode, where nothing confines the device's DMA; "
+                   "devmux refuses it. Enable the IOMMU (docs/hw-vfio.md)",
+                   noiommu);
         else if (r == -EACCES || r == -EPERM)
-            errf(err, errlen,
-                 "%s: permission denied; give the supervisor's user that file (chown, or "
-                 "a udev rule; docs/hw-vfio.md)",
-                 path);
+            errfmt(err, errlen,
+                   "%s: permission denied; give the supervisor's user that file (chown, or "
+                   "a udev rule; docs/hw-vfio.md)",
+                   path);
         else if (r == -EBUSY)
-            errf(err, errlen, "%s is open in another process (another devmux, or a VM)", path);
+            errfmt(err, errlen, "%s is open in another process (another devmux, or a VM)", path);
         else
-            errf(err, errlen, "%s: %s", path, strerror(-r));
+            errfmt(err, errlen, "%s: %s", path, strerror(-r));
         return r;
     }
     struct vfio_group_status st = {.argsz = sizeof(st)};
     int r = xioctl(d->group, VFIO_GROUP_GET_STATUS, &st);
     if (r < 0) {
-        errf(err, errlen, "%s: VFIO_GROUP_GET_STATUS: %s", path, strerror(-r));
+        errfmt(err, errlen, "%s: VFIO_GROUP_GET_STATUS: %s", path, strerror(-r));
         return r;
     }
     if (!(st.flags & VFIO_GROUP_FLAGS_VIABLE)) {
-        errf(err, errlen,
-             "IOMMU group %u is not viable: every device in it must be bound to vfio-pci",
-             d->group_id);
+        errfmt(err, errlen,
+               "IOMMU group %u is not viable: every device in it must be bound to vfio-pci",
+               d->group_id);
         return -EPERM;
     }
     r = xioctl(d->group, VFIO_GROUP_SET_CONTAINER, &d->container);
     if (r < 0) {
-        errf(err, errlen, "%s: VFIO_GROUP_SET_CONTAINER: %s", path, strerror(-r));
+        errfmt(err, errlen, "%s: VFIO_GROUP_SET_CONTAINER: %s", path, strerror(-r));
         return r;
     }
     r = xioctl(d->container, VFIO_SET_IOMMU, (void *)(uintptr_t)VFIO_TYPE1v2_IOMMU);
     if (r < 0) {
-        errf(err, errlen, "VFIO_SET_IOMMU (type1v2): %s", strerror(-r));
+        errfmt(err, errlen, "VFIO_SET_IOMMU (type1v2): %s", strerror(-r));
         return r;
     }
     return 0;
@@ -466,7 +456,7 @@ static int open_device(struct vfio_host_dev *d, char *err, size_t errlen)
 {
     int r = xioctl(d->group, VFIO_GROUP_GET_DEVICE_FD, d->bdf);
     if (r < 0) {
-        errf(err, errlen, "%s: VFIO_GROUP_GET_DEVICE_FD: %s", d->bdf, strerror(-r));
+        errfmt(err, errlen, "%s: VFIO_GROUP_GET_DEVICE_FD: %s", d->bdf, strerror(-r));
         return r;
     }
     d->device = r;
@@ -474,11 +464,11 @@ static int open_device(struct vfio_host_dev *d, char *err, size_t errlen)
     struct vfio_device_info di = {.argsz = sizeof(di)};
     r = xioctl(d->device, VFIO_DEVICE_GET_INFO, &di);
     if (r < 0) {
-        errf(err, errlen, "%s: VFIO_DEVICE_GET_INFO: %s", d->bdf, strerror(-r));
+        errfmt(err, errlen, "%s: VFIO_DEVICE_GET_INFO: %s", d->bdf, strerror(-r));
         return r;
     }
     if (!(di.flags & VFIO_DEVICE_FLAGS_PCI) || di.num_regions <= VFIO_PCI_CONFIG_REGION_INDEX) {
-        errf(err, errlen, "%s: VFIO does not present it as a PCI device", d->bdf);
+        errfmt(err, errlen, "%s: VFIO does not present it as a PCI device", d->bdf);
         return -ENODEV;
     }
     d->flags = di.flags;
@@ -486,8 +476,8 @@ static int open_device(struct vfio_host_dev *d, char *err, size_t errlen)
     struct vfio_region_info ri;
     r = region_info(d->device, VFIO_PCI_CONFIG_REGION_INDEX, &ri);
     if (r < 0 || ri.size < 256) {
-        errf(err, errlen, "%s: config space region: %s", d->bdf,
-             r < 0 ? strerror(-r) : "smaller than 256 bytes");
+        errfmt(err, errlen, "%s: config space region: %s", d->bdf,
+               r < 0 ? strerror(-r) : "smaller than 256 bytes");
         return r < 0 ? r : -EIO;
     }
     d->cfg_off = ri.offset;
@@ -496,7 +486,7 @@ static int open_device(struct vfio_host_dev *d, char *err, size_t errlen)
     for (unsigned i = 0; i < HW_MAX_BARS; i++) {
         r = region_info(d->device, VFIO_PCI_BAR0_REGION_INDEX + i, &ri);
         if (r < 0) {
-            errf(err, errlen, "%s: BAR %u region: %s", d->bdf, i, strerror(-r));
+            errfmt(err, errlen, "%s: BAR %u region: %s", d->bdf, i, strerror(-r));
             return r;
         }
         sizes[i] = ri.size;
@@ -504,14 +494,14 @@ static int open_device(struct vfio_host_dev *d, char *err, size_t errlen)
     uint8_t cfg[HEADER_BYTES];
     ssize_t n = pread(d->device, cfg, sizeof(cfg), (off_t)d->cfg_off);
     if (n != (ssize_t)sizeof(cfg)) {
-        errf(err, errlen, "%s: reading config space: %s", d->bdf,
-             n < 0 ? strerror(errno) : "short read");
+        errfmt(err, errlen, "%s: reading config space: %s", d->bdf,
+               n < 0 ? strerror(errno) : "short read");
         return n < 0 ? -errno : -EIO;
     }
     char why[160];
     r = vfio_host_parse_config(cfg, sizeof(cfg), sizes, &d->info, why, sizeof(why));
     if (r < 0) {
-        errf(err, errlen, "%s: %s", d->bdf, why);
+        errfmt(err, errlen, "%s: %s", d->bdf, why);
         return r;
     }
     return 0;
