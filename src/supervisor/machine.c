@@ -49,7 +49,7 @@
 #define SERVE_BATCH   64
 #define RESTARTS_FAST 5 /* machine restarts within a minute before we give up */
 
-static struct sup *the_sup; /* for qtest's interrupt callback */
+static struct sup *the_sup; /* refusal logs name the driver component */
 
 static void mlog(const struct machine_rt *m, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -73,7 +73,6 @@ static void build_boot(struct sup *s, struct comp *c, struct dmx_boot *b, struct
             br->vaddr = map->vaddr;
             br->writable = map->writable;
             br->fd = grant(g, map->writable ? s->regions[r].fd : s->regions[r].ro_fd);
-            br->offset = s->regions[r].offset;
             br->dma = reg->mach >= 0;
             br->dev = reg->dev_addr;
             for (size_t k = 0; k < reg->nitems && b->nitems < DMX_MAX_ITEMS; k++) {

@@ -434,8 +434,9 @@ static int setup(struct sup *s, const char *ctl_path)
         }
         sup_epoll_add(s, c->timer_fd, EV_TIMER | (uint32_t)i);
     }
-    /* Machines first: device-visible regions are windows of their RAM,
-     * and drivers find their devices assigned when they start. */
+    /* Machine state first, then the regions (device-visible ones become
+     * memory modules of their machine), then QEMU, before any component:
+     * drivers find their devices assigned when they start. */
     if (sup_create_machines(s) || sup_create_resources(s) || sup_create_devices(s) ||
         sup_start_machines(s))
         return -1;

@@ -44,7 +44,6 @@ struct comp {
 
 struct region_rt {
     int fd, ro_fd;
-    uint64_t offset; /* where the region starts in fd (a window of machine RAM) */
 };
 
 struct chan_rt {
