@@ -163,7 +163,7 @@ struct sdf_machine_device {
 struct sdf_machine {
     char *name;
     enum sdf_machine_backend backend;
-    uint64_t memory;             /* qemu: guest RAM (device-visible regions are modules of their own) */
+    uint64_t memory; /* qemu: guest RAM (device-visible regions are modules of their own) */
     enum sdf_fault_policy fault; /* restart or shutdown */
     struct sdf_machine_device *devices;
     size_t ndevices;
