@@ -869,7 +869,7 @@ static int perform(struct machine_rt *m, struct mdev_rt *d, const struct hw_wire
 static void serve(struct sup *s, struct machine_rt *m, struct mdev_rt *d)
 {
     for (int i = 0; i < SERVE_BATCH && d->sock >= 0; i++) {
-        struct hw_wire_req q;
+        struct hw_wire_req q = {0}; /* a short message leaves the rest zero */
         ssize_t n = recv(d->sock, &q, sizeof(q), MSG_DONTWAIT | MSG_TRUNC);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             return;
