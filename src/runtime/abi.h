@@ -35,9 +35,8 @@ struct dmx_boot_region {
     uint64_t vaddr; /* 0: anywhere */
     int32_t fd;
     uint32_t writable;
-    uint64_t offset; /* where the region starts in fd */
-    uint64_t dev;    /* device address of its first byte, if dma */
-    uint32_t dma;    /* device-visible memory (a machine's RAM or IOMMU-mapped) */
+    uint64_t dev; /* device address of its first byte, if dma */
+    uint32_t dma; /* device-visible: a machine's memory module, or IOMMU-mapped */
     uint32_t pad;
 };
 

@@ -61,7 +61,7 @@ void dmx_boot_map(void)
         const struct dmx_boot_region *r = &b->regions[i];
         int prot = PROT_READ | (r->writable ? PROT_WRITE : 0);
         int flags = MAP_SHARED | (r->vaddr ? MAP_FIXED_NOREPLACE : 0);
-        void *p = mmap((void *)(uintptr_t)r->vaddr, r->size, prot, flags, r->fd, (off_t)r->offset);
+        void *p = mmap((void *)(uintptr_t)r->vaddr, r->size, prot, flags, r->fd, 0);
         if (p == MAP_FAILED)
             dmx_die("cannot map region '%s' (%llu bytes at %#llx): %s", r->name,
                     (unsigned long long)r->size, (unsigned long long)r->vaddr, strerror(errno));

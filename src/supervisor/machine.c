@@ -419,7 +419,6 @@ static int machine_boot(struct sup *s, struct machine_rt *m)
         return err < 0 ? err : -EIO;
     }
     m->up = true;
-    m->started_ns = now_ns();
     sup_epoll_add(s, m->qm.qt.fd, EV_QTEST | (uint32_t)m->idx);
     if (m->qm.qmp.fd >= 0)
         sup_epoll_add(s, m->qm.qmp.fd, EV_QMP | (uint32_t)m->idx);
@@ -494,6 +493,24 @@ int sup_create_machines(struct sup *s)
     return 0;
 }
 
+/* The RAM of a qemu machine: ours, so it outlives a QEMU that dies. */
+static int machine_ram(struct sup *s, size_t mi)
+{
+    struct machine_rt *m = &s->machines[mi];
+    if (m->def->backend != SDF_BACKEND_QEMU)
+        return -1;
+    if (m->ram_fd < 0) {
+        char name[80];
+        snprintf(name, sizeof(name), "devmux:%s.ram", m->def->name);
+        m->ram_fd = memfd_create(name, MFD_CLOEXEC);
+        if (m->ram_fd < 0 || ftruncate(m->ram_fd, (off_t)m->def->memory)) {
+            sup_log("cannot create the RAM of machine '%s': %s", m->def->name, strerror(errno));
+            return -1;
+        }
+    }
+    return m->ram_fd;
+}
+
 /* After regions exist (device-visible ones live in the machine's RAM for
  * qemu, in their own memfds mapped into the IOMMU for vfio). */
 int sup_start_machines(struct sup *s)
@@ -530,31 +547,13 @@ int sup_start_machines(struct sup *s)
                 return fd;
             m->devs[k].wire_fd = fd;
         }
-        if (sup_machine_ram(s, i) < 0)
+        if (machine_ram(s, i) < 0)
             return -1;
         int err = machine_boot(s, m);
         if (err)
             return err;
     }
     return 0;
-}
-
-/* The RAM of a qemu machine: ours, so it outlives a QEMU that dies. */
-int sup_machine_ram(struct sup *s, size_t mi)
-{
-    struct machine_rt *m = &s->machines[mi];
-    if (m->def->backend != SDF_BACKEND_QEMU)
-        return -1;
-    if (m->ram_fd < 0) {
-        char name[80];
-        snprintf(name, sizeof(name), "devmux:%s.ram", m->def->name);
-        m->ram_fd = memfd_create(name, MFD_CLOEXEC);
-        if (m->ram_fd < 0 || ftruncate(m->ram_fd, (off_t)m->def->memory)) {
-            sup_log("cannot create the RAM of machine '%s': %s", m->def->name, strerror(errno));
-            return -1;
-        }
-    }
-    return m->ram_fd;
 }
 
 void sup_free_machines(struct sup *s)
@@ -617,7 +616,6 @@ static void machine_fault(struct sup *s, struct machine_rt *m, const char *why)
         }
     if (s->stopping)
         return;
-    m->faults++;
     char msg[400];
     snprintf(msg, sizeof(msg), "machine '%s' failed: %s", m->def->name, why);
     sup_log("%s", msg);

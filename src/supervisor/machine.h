@@ -29,14 +29,13 @@ struct machine_rt {
     struct qemu_machine qm;
     int ram_fd; /* qemu: guest RAM, kept across machine restarts */
     bool up;
-    unsigned restarts, faults, fast_restarts;
-    uint64_t started_ns, window_ns;
-    uint8_t level[24]; /* IOAPIC input levels as qtest last reported them */
+    unsigned restarts, fast_restarts;
+    uint64_t window_ns; /* start of the minute fast_restarts counts in */
+    uint8_t level[24];  /* IOAPIC input levels as qtest last reported them */
     struct mdev_rt *devs;
 };
 
 int sup_create_machines(struct sup *s);
-int sup_machine_ram(struct sup *s, size_t mi);
 int sup_start_machines(struct sup *s);
 void sup_free_machines(struct sup *s);
 /* True if pid was a machine's QEMU (then handled as a machine fault). */
