@@ -218,3 +218,12 @@ bridge_baseline() {
 machine_line() {
     echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs, kernel $(uname -r), $(iperf3 --version | head -1)"
 }
+
+# bench_begin: wait for a quiet machine, then say what it is and whether the
+# runs below are measured under load after all.
+bench_begin() {
+    wait_quiet "${QUIET_MAX:-1200}"
+    machine_busy
+    machine_line
+    [ "$BENCH_UNDER_LOAD" = 0 ] || echo "WARNING: measured while a test suite ran"
+}

@@ -47,10 +47,7 @@ virtio_up() {
     QEMU_PID=$(ctl machine board | awk 'NR == 1 { for (i = 1; i < NF; i++) if ($i == "pid") print $(i + 1) }')
 }
 
-wait_quiet "${QUIET_MAX:-1200}"
-machine_busy
-machine_line
-[ "$BENCH_UNDER_LOAD" = 0 ] || echo "WARNING: measured while a test suite ran"
+bench_begin
 
 for run in $(seq "$RUNS"); do
     echo "--- run $run"

@@ -25,10 +25,7 @@ BUILD=${1:-build}
 DEFAULT_PREFIX=dmc
 . bench/net/compare-lib.sh
 
-wait_quiet "${QUIET_MAX:-1200}"
-machine_busy
-machine_line
-[ "$BENCH_UNDER_LOAD" = 0 ] || echo "WARNING: measured while a test suite ran"
+bench_begin
 
 for run in $(seq "$RUNS"); do
     echo "--- run $run"

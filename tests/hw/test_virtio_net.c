@@ -22,6 +22,7 @@
 #include "devmux/microkit.h"
 #include "devmux/net.h"
 #include "devmux/queue.h"
+#include "hw/backend.h"
 #include "hw/virtio/virtio.h"
 
 #define NB       16u   /* buffers per pool, and queue capacity */
@@ -123,10 +124,6 @@ void microkit_irq_ack(microkit_channel ch)
 }
 
 /* ---- hw.h double: a virtio-net register file ------------------------------ */
-
-struct hw_device {
-    int err;
-};
 
 struct fake_queue {
     uint16_t max, size, enable, last_avail;
@@ -365,65 +362,6 @@ int hw_write(struct hw_device *d, unsigned bar, uint64_t off, unsigned width, ui
         fd.kicks[val]++;
     }
     return 0;
-}
-
-static uint64_t read_latch(struct hw_device *d, unsigned bar, uint64_t off, unsigned width)
-{
-    uint64_t v;
-    int e = hw_read(d, bar, off, width, &v);
-    if (e) {
-        if (!d->err)
-            d->err = e;
-        return ~0ull;
-    }
-    return v;
-}
-
-static void write_latch(struct hw_device *d, unsigned bar, uint64_t off, unsigned w, uint64_t v)
-{
-    int e = hw_write(d, bar, off, w, v);
-    if (e && !d->err)
-        d->err = e;
-}
-
-uint8_t hw_read8(struct hw_device *d, unsigned bar, uint64_t off)
-{
-    return (uint8_t)read_latch(d, bar, off, 1);
-}
-uint16_t hw_read16(struct hw_device *d, unsigned bar, uint64_t off)
-{
-    return (uint16_t)read_latch(d, bar, off, 2);
-}
-uint32_t hw_read32(struct hw_device *d, unsigned bar, uint64_t off)
-{
-    return (uint32_t)read_latch(d, bar, off, 4);
-}
-uint64_t hw_read64(struct hw_device *d, unsigned bar, uint64_t off)
-{
-    return read_latch(d, bar, off, 8);
-}
-void hw_write8(struct hw_device *d, unsigned bar, uint64_t off, uint8_t v)
-{
-    write_latch(d, bar, off, 1, v);
-}
-void hw_write16(struct hw_device *d, unsigned bar, uint64_t off, uint16_t v)
-{
-    write_latch(d, bar, off, 2, v);
-}
-void hw_write32(struct hw_device *d, unsigned bar, uint64_t off, uint32_t v)
-{
-    write_latch(d, bar, off, 4, v);
-}
-void hw_write64(struct hw_device *d, unsigned bar, uint64_t off, uint64_t v)
-{
-    write_latch(d, bar, off, 8, v);
-}
-
-int hw_error(struct hw_device *d)
-{
-    int e = d->err;
-    d->err = 0;
-    return e;
 }
 
 int hw_enable(struct hw_device *d)

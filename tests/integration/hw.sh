@@ -89,23 +89,14 @@ probe_checks() {
 }
 pass_count() { count_log "^\[$1\] hw-probe: PASS "; }
 
-# assert_clean WHAT PID...: nothing of the run is left.
+# assert_clean WHAT PID...: nothing of the run is left, nor its TAP.
 assert_clean() {
-    local what=$1 p left
-    shift
-    for p in "$@"; do
-        alive "$p" && fail "$what: process $p ($(tr '\0' ' ' < /proc/$p/cmdline | cut -c1-60)) left behind"
-    done
-    left=$(ps -eo uid=,pid= | awk -v b="$DEVMUX_UID_BASE" '$1 >= b && $1 < b + 128 { print $2 }')
-    [ -z "$left" ] || fail "$what: processes under component uids remain: $left"
-    [ ! -e "$T/ctl.sock" ] || fail "$what: control socket left behind"
+    run_gone "$@"
+    local what=$1 all
     ip netns exec "$NS" ip link show lo > /dev/null 2>&1 || fail "$what: namespace $NS is gone"
     ip netns exec "$NS" ip link show "$TAPN" > /dev/null 2>&1 &&
         fail "$what: TAP $TAPN is still in $NS"
-    left=$(memfd_ours "$@")
-    [ -z "$left" ] || fail "$what: processes of this run hold devmux memfds: $left"
     # With no other devmux system on the machine, the plain count must be 0, too.
-    local all
     all=$(ls -l /proc/[0-9]*/fd 2> /dev/null | grep -c 'memfd:devmux')
     [ "$all" = 0 ] || echo "   (note: $all devmux memfds held by other systems on this machine)"
 }

@@ -138,6 +138,22 @@ assert_pingpong_alive() {
     ok "ping-pong keeps running ($a -> $b notifications)"
 }
 
+# run_gone WHAT PID...: no process of the run is left (the PIDs given, any
+# under its component uids, any holding its memfds) and its control socket
+# is gone.  Tests add the checks of their own namespaces and interfaces.
+run_gone() {
+    local what=$1 p left
+    shift
+    for p in "$@"; do
+        alive "$p" && fail "$what: process $p ($(tr '\0' ' ' < /proc/$p/cmdline | cut -c1-60)) left behind"
+    done
+    left=$(ps -eo uid=,pid= | awk -v b="$DEVMUX_UID_BASE" '$1 >= b && $1 < b + 128 { print $2 }')
+    [ -z "$left" ] || fail "$what: processes under component uids remain: $left"
+    [ ! -e "$T/ctl.sock" ] || fail "$what: control socket left behind"
+    left=$(memfd_ours "$@")
+    [ -z "$left" ] || fail "$what: processes of this run hold devmux memfds: $left"
+}
+
 # wait_count REGEX N [SECONDS]: until at least N log lines match.
 wait_count() {
     local deadline=$((SECONDS + ${3:-10}))
@@ -275,21 +291,26 @@ net_counter() { # net_counter VAR NAME KEY (VAR must not be 'line' or 'v')
     printf -v "$1" %s "$v"
 }
 
-# net_capture NS FILE FILTER...: start tcpdump on eth0 in NS writing FILE;
+# net_capture_if NS IF FILE FILTER...: start tcpdump on IF in NS writing FILE;
 # returns once it listens.  The pid is in $BG; stop with net_capture_stop.
 # Headers only (-s 128) and immediate mode, so that the kernel ring holds
 # thousands of frames and nothing waits in a half-filled block.
-net_capture() {
-    local ns=$1 file=$2
-    shift 2
-    net_bg ip netns exec "$ns" tcpdump -i eth0 --immediate-mode -U -n -s 128 -B 4096 \
+net_capture_if() {
+    local ns=$1 ifc=$2 file=$3
+    shift 3
+    net_bg ip netns exec "$ns" tcpdump -i "$ifc" --immediate-mode -U -n -s 128 -B 4096 \
         -w "$file" "$@" 2> "$file.err"
     local deadline=$((SECONDS + 10))
     until grep -q "listening on" "$file.err"; do
         [ $SECONDS -le $deadline ] && kill -0 "$BG" 2>/dev/null ||
-            fail "tcpdump in $ns did not start: $(cat "$file.err")"
+            fail "tcpdump on $ifc in $ns did not start: $(cat "$file.err")"
         sleep 0.1
     done
+}
+
+# net_capture NS FILE FILTER...: net_capture_if on the TAP clients' eth0.
+net_capture() {
+    net_capture_if "$1" eth0 "${@:2}"
 }
 
 # net_capture_stop PID FILE: stop one capture and wait for it to flush.
@@ -366,4 +387,34 @@ networks:
         mac: "$NET_MAC_C"
         config: {ip: 10.77.0.30/24}
 YAML
+}
+
+# net_unicast_b_only: the lan sends 20 pings and 50 UDP datagrams to b
+# (10.77.0.11, MAC $NET_MAC_B); b's capture sees them all, a's sees nothing
+# addressed to b.
+net_unicast_b_only() {
+    local cap_a cap_b out n_a n_b n_b_udp
+    net_capture $NP-a "$T/a-to-b.pcap" ether dst $NET_MAC_B
+    cap_a=$BG
+    net_capture $NP-b "$T/b-to-b.pcap" ether dst $NET_MAC_B
+    cap_b=$BG
+    out=$(ip netns exec $NP-lan ping -c 20 -i 0.05 -W 2 10.77.0.11 2>&1) ||
+        fail "$NP-lan: ping 10.77.0.11 (b) failed: $out"
+    echo "$out" | grep -q "20 packets transmitted, 20 received" || fail "ping b from the lan: $out"
+    ip netns exec $NP-lan python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(50):
+    s.sendto(b"for b only %d" % i, ("10.77.0.11", 9999))
+' || fail "$NP-lan: cannot send UDP to b"
+    sleep 0.5
+    net_capture_stop $cap_a "$T/a-to-b.pcap"
+    net_capture_stop $cap_b "$T/b-to-b.pcap"
+    n_b=$(net_pcap_count "$T/b-to-b.pcap")
+    n_b_udp=$(net_pcap_count "$T/b-to-b.pcap" udp port 9999)
+    n_a=$(net_pcap_count "$T/a-to-b.pcap")
+    [ "$n_b" -ge 70 ] && [ "$n_b_udp" = 50 ] ||
+        fail "b's own capture saw $n_b frames for its MAC ($n_b_udp UDP), expected >= 70 (50 UDP); $(ctl net)"
+    [ "$n_a" = 0 ] || fail "a's capture saw $n_a frames sent to b's MAC: $(tcpdump -r "$T/a-to-b.pcap" -n 2>/dev/null | head -5)"
+    ok "lan -> b: 20/20 pings answered, b captured $n_b frames for its MAC ($n_b_udp UDP), a captured $n_a"
 }

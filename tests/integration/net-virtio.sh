@@ -114,20 +114,6 @@ c_ok() {
         fail "TCP echo from c: $out"
 }
 
-# cap_if NS IF FILE FILTER...: like net_capture, on any interface.
-cap_if() {
-    local ns=$1 ifc=$2 file=$3
-    shift 3
-    net_bg ip netns exec "$ns" tcpdump -i "$ifc" --immediate-mode -U -n -s 128 -B 4096 \
-        -w "$file" "$@" 2> "$file.err"
-    local deadline=$((SECONDS + 10))
-    until grep -q "listening on" "$file.err"; do
-        [ $SECONDS -le $deadline ] && kill -0 "$BG" 2>/dev/null ||
-            fail "tcpdump on $ifc in $ns did not start: $(cat "$file.err")"
-        sleep 0.1
-    done
-}
-
 vstart "$T/sys.yaml"
 QPID=$(mhead pid)
 [ "$(mhead state)" = up ] && [ -n "$QPID" ] && [ "$(mhead restarts)" = 0 ] || fail "machine: $(mach | head -1)"
@@ -174,32 +160,10 @@ c_ok 100 1048576
 ok "the lwIP client c: the lan pings it, 100 UDP datagrams and 1 MiB of TCP echoed identically"
 
 # Unicast for b reaches b and only b.
-net_capture $NP-a "$T/a-to-b.pcap" ether dst $MAC_B
-cap_a=$BG
-net_capture $NP-b "$T/b-to-b.pcap" ether dst $MAC_B
-cap_b=$BG
-out=$(ip netns exec $NP-lan ping -c 20 -i 0.05 -W 2 10.77.0.11 2>&1) ||
-    fail "$NP-lan: ping 10.77.0.11 (b) failed: $out"
-echo "$out" | grep -q "20 packets transmitted, 20 received" || fail "ping b from the lan: $out"
-ip netns exec $NP-lan python3 -c '
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-for i in range(50):
-    s.sendto(b"for b only %d" % i, ("10.77.0.11", 9999))
-' || fail "$NP-lan: cannot send UDP to b"
-sleep 0.5
-net_capture_stop $cap_a "$T/a-to-b.pcap"
-net_capture_stop $cap_b "$T/b-to-b.pcap"
-n_b=$(net_pcap_count "$T/b-to-b.pcap")
-n_b_udp=$(net_pcap_count "$T/b-to-b.pcap" udp port 9999)
-n_a=$(net_pcap_count "$T/a-to-b.pcap")
-[ "$n_b" -ge 70 ] && [ "$n_b_udp" = 50 ] ||
-    fail "b's own capture saw $n_b frames for its MAC ($n_b_udp UDP), expected >= 70 (50 UDP); $(ctl net)"
-[ "$n_a" = 0 ] || fail "a's capture saw $n_a frames sent to b's MAC: $(tcpdump -r "$T/a-to-b.pcap" -n 2>/dev/null | head -5)"
-ok "lan -> b: 20/20 pings answered, b captured $n_b frames for its MAC ($n_b_udp UDP), a captured $n_a"
+net_unicast_b_only
 
 # a -> b is switched locally: nothing of it on the device's wire.
-cap_if $NP-lan $TAPN "$T/wire-ab.pcap" icmp and host 10.77.0.11
+net_capture_if $NP-lan $TAPN "$T/wire-ab.pcap" icmp and host 10.77.0.11
 cap_w=$BG
 net_counter la0 a local
 ping_all $NP-a 10.77.0.11 5
@@ -344,23 +308,15 @@ pids="$SUP_PID $QPID $Q2"
 for c in lan0.driver $STAYING; do pids="$pids $(field $c 3)"; done
 stop || fail "supervisor exited with $? after the machine restart"
 
-# assert_clean WHAT PID...: nothing of the run is left (as in hw.sh).
+# assert_clean WHAT PID...: nothing of the run is left, nor its TAPs.
 assert_clean() {
-    local what=$1 p left
-    shift
-    for p in "$@"; do
-        alive "$p" && fail "$what: process $p ($(tr '\0' ' ' < /proc/$p/cmdline | cut -c1-60)) left behind"
-    done
-    left=$(ps -eo uid=,pid= | awk -v b="$DEVMUX_UID_BASE" '$1 >= b && $1 < b + 128 { print $2 }')
-    [ -z "$left" ] || fail "$what: processes under component uids remain: $left"
-    [ ! -e "$T/ctl.sock" ] || fail "$what: control socket left behind"
+    run_gone "$@"
+    local what=$1 ns
     ip -n $NP-lan link show "$TAPN" >/dev/null 2>&1 && fail "$what: the wire $TAPN is still in $NP-lan"
     for ns in $NP-a $NP-b; do
         ip -n $ns link show lo >/dev/null 2>&1 || fail "$what: namespace $ns is gone"
         ip -n $ns link show eth0 >/dev/null 2>&1 && fail "$what: the client TAP eth0 is still in $ns"
     done
-    left=$(memfd_ours "$@")
-    [ -z "$left" ] || fail "$what: processes of this run hold devmux memfds: $left"
 }
 assert_clean "stop" $pids
 ok "stop: exit 0; nothing left (QEMU, components, control socket, TAPs, memfds)"

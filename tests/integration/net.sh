@@ -79,29 +79,7 @@ out=$(timeout 90 ip netns exec $NP-lan python3 "$NETHELP/echo.py" tcp 10.77.0.30
 ok "TCP echo from c: $out"
 
 # ---- 3: unicast for b reaches b and only b ---------------------------------
-net_capture $NP-a "$T/a-to-b.pcap" ether dst $MAC_B
-cap_a=$BG
-net_capture $NP-b "$T/b-to-b.pcap" ether dst $MAC_B
-cap_b=$BG
-out=$(ip netns exec $NP-lan ping -c 20 -i 0.05 -W 2 10.77.0.11 2>&1) ||
-    fail "$NP-lan: ping 10.77.0.11 (b) failed: $out"
-echo "$out" | grep -q "20 packets transmitted, 20 received" || fail "ping b from the lan: $out"
-ip netns exec $NP-lan python3 -c '
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-for i in range(50):
-    s.sendto(b"for b only %d" % i, ("10.77.0.11", 9999))
-' || fail "$NP-lan: cannot send UDP to b"
-sleep 0.5
-net_capture_stop $cap_a "$T/a-to-b.pcap"
-net_capture_stop $cap_b "$T/b-to-b.pcap"
-n_b=$(net_pcap_count "$T/b-to-b.pcap")
-n_b_udp=$(net_pcap_count "$T/b-to-b.pcap" udp port 9999)
-n_a=$(net_pcap_count "$T/a-to-b.pcap")
-[ "$n_b" -ge 70 ] && [ "$n_b_udp" = 50 ] ||
-    fail "b's own capture saw $n_b frames for its MAC ($n_b_udp UDP), expected >= 70 (50 UDP); $(ctl net)"
-[ "$n_a" = 0 ] || fail "a's capture saw $n_a frames sent to b's MAC: $(tcpdump -r "$T/a-to-b.pcap" -n 2>/dev/null | head -5)"
-ok "lan -> b: 20/20 pings answered, b captured $n_b frames for its MAC ($n_b_udp UDP), a captured $n_a"
+net_unicast_b_only
 
 # ---- 4: anti-spoofing -------------------------------------------------------
 net_capture $NP-lan "$T/lan-88b5.pcap" ether proto 0x88b5
