@@ -115,6 +115,15 @@ static void hostile(void)
     uint32_t id;
     err = hw_cfg_read(dev, 0, 4, &id);
     RESULT(err == 0 && (id & 0xffff) == in->vendor, "after-refusals id %08x err %d", id, err);
+    /* The command register is the driver's only for decode, bus mastering
+     * and INTx masking, and only as a whole: SERR# (bit 8) never sticks. */
+    raw_post(HW_OP_CFG_WRITE, 1, 0x05, 0xff);
+    raw_post(HW_OP_CFG_WRITE, 2, 0x04, 0xffff);
+    uint32_t cmd = 0;
+    err = hw_cfg_read(dev, 0x04, 2, &cmd);
+    RESULT(err == 0 && !(cmd & 0x0100) && (cmd & 0x0004), "cmd-filter command %04x err %d", cmd,
+           err);
+    raw_post(HW_OP_CFG_WRITE, 2, 0x04, 0x0002); /* bus mastering off again */
     char junk[5] = "junk";
     send(dev->fd, junk, sizeof(junk), MSG_NOSIGNAL);
     err = hw_cfg_read(dev, 0, 4, &id);

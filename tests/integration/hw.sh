@@ -76,7 +76,7 @@ mbars() {
 # probe_checks C: every check hw-probe makes passed for component C, none
 # failed, and it reached "done" (N times: its Nth run).
 PROBE_CHECKS="ids cfg-id cfg-bars api-missing-bar api-past-bar api-unaligned api-bar-write
-    raw-window raw-cfg-beyond after-refusals after-malformed"
+    raw-window raw-cfg-beyond cmd-filter after-refusals after-malformed"
 probe_checks() {
     local c=$1 n=${2:-1} k got
     [ "$(count_log "^\[$c\] hw-probe: FAIL")" = 0 ] ||
@@ -200,8 +200,8 @@ bad=$(grep "machine 'board': refused " "$T/log" |
 ok "refusals name the attacking component, its device and the device it reached for"
 # Each device's refused count is exactly what its own driver attempted:
 # the pages of the window it did not own, config beyond 256, the BAR
-# register write, the malformed message, and the posted write at
-# 0xc0064000 unless that is its own BAR.
+# register write, the one-byte command register write, the malformed
+# message, and the posted write at 0xc0064000 unless that is its own BAR.
 for pair in probe:nic0 uprobe:xhci0; do
     c=${pair%%:*} d=${pair#*:}
     win=$(sed -n "s/^\[$c\] hw-probe: PASS raw-window refused \([0-9]*\) .*/\1/p" "$T/log" | head -1)
@@ -210,7 +210,7 @@ for pair in probe:nic0 uprobe:xhci0; do
             for (i = 1; i <= length(s); i++) v = v * 16 + index("0123456789abcdef", substr(s, i, 1)) - 1
             return v }
         $2 != "io" && hex($3) <= 3221635072 && 3221635072 < hex($3) + hex($4) { o = 1 } END { print o + 0 }')
-    want=$((win + 3 + (own ? 0 : 1)))
+    want=$((win + 4 + (own ? 0 : 1)))
     got=$(mdev "$d" refused)
     [ -n "$win" ] && [ "$got" = "$want" ] ||
         fail "$d refused $got, expected $want ($c: $win window pages refused, owns 0xc0064000: $own)"
@@ -464,4 +464,52 @@ $mhdr
 $grant0
 EOF
 ok "$BAD bad descriptions refused with exit 2 at once, each error at its file:line"
+
+# ---- 7: machines that validate but that the machine itself refuses -------
+# start_refused NAME REGEX: the description is valid, yet `devmux run` must
+# stop with status 1 and a log line matching REGEX, leaving nothing behind.
+start_refused() {
+    "$DEVMUX" check "$T/$1.yaml" > /dev/null 2>&1 || fail "$1: expected a valid description"
+    start "$T/$1.yaml"
+    local t0=$SECONDS
+    while kill -0 "$SUP_PID" 2> /dev/null; do
+        [ $((SECONDS - t0)) -le 20 ] || fail "$1: devmux still runs after 20 s"
+        sleep 0.1
+    done
+    wait "$SUP_PID"
+    local rc=$?
+    SUP_PID=
+    [ "$rc" = 1 ] || fail "$1: devmux run exited $rc, expected 1"
+    grep -Eq -- "$2" "$T/log" || fail "$1: no log line /$2/"
+    run_gone "$1"
+}
+# A device claiming a 2^63-byte BAR: its size must not wrap the assignment
+# (to address 0, over RAM) for the devices after it.
+cat > "$T/hugebar.yaml" << YAML
+$mhdr
+      - {name: big, model: pci-testdev, pci: "02.0", properties: {membar: "0x8000000000000000"}}
+$grant0
+YAML
+start_refused hugebar "machine 'board': device 'big': no memory space left for BAR[0-9] \(0x8000000000000000 bytes\)"
+ok "a device claiming a 2^63-byte BAR: the machine refuses to start (no BAR wraps to address 0)"
+# ich9-usb-uhci2 raises INTB: at slot 01 that is line 22, as INTA of slot 02.
+# Validation assumes INTA and lets this pass; the machine must not.
+cat > "$T/sharedline.yaml" << YAML
+system: bad
+machines:
+  - name: board
+    memory: 64M
+    devices:
+      - {name: uhci, model: ich9-usb-uhci2, pci: "01.0"}
+      - {name: nic0, model: virtio-net-pci, pci: "02.0"}
+components:
+  - name: p1
+    program: hw-probe
+    devices: [{name: dev, pci: {machine: board, device: uhci}, irq: 5}]
+  - name: p2
+    program: hw-probe
+    devices: [{name: dev, pci: {machine: board, device: nic0}, irq: 5}]
+YAML
+start_refused sharedline "devices '[a-z0-9]+' \(slot 0[12], pin INT[AB]\) and '[a-z0-9]+' \(slot 0[12], pin INT[AB]\) of different drivers share interrupt line 22"
+ok "two drivers whose devices' real pins meet on line 22: the machine refuses to start"
 echo "$CHECKS checks passed"
