@@ -67,6 +67,18 @@ struct sdf_device {
 
 #define SDF_MAX_DEVICES 8 /* per component */
 
+/* A component's share of the machine (`limits:`), in the shape of seL4 MCS
+ * scheduling contexts plus a memory and a thread bound.  Fields left unset
+ * (has_* false) take the class's default, then the supervisor's. */
+struct sdf_limits {
+    bool has_cpu, has_weight, has_memory, has_threads;
+    uint32_t cpu_budget_us, cpu_period_us; /* at most budget per period; budget 0: no cap */
+    uint32_t weight;                       /* share under contention, 1..10000 (100: normal) */
+    uint64_t memory; /* private allowance in bytes, on top of the regions it maps */
+    uint32_t threads; /* tasks (threads and processes) at once */
+    struct sdf_loc loc;
+};
+
 struct sdf_component {
     char *name;
     char *program;      /* as written */
@@ -77,6 +89,7 @@ struct sdf_component {
     uint32_t backoff_min_ms, backoff_max_ms;
     struct sdf_device *devices;
     size_t ndevices;
+    struct sdf_limits limits;
     struct sdf_loc loc, program_loc;
 };
 
@@ -234,5 +247,7 @@ int sdf_machine_device_index(const struct sdf_machine *m, const char *name);
  * from its slot and pin 1 (INTA): 16 + PIRQ E..H. */
 unsigned sdf_qemu_gsi(int slot);
 bool sdf_parse_size(const char *s, uint64_t *out);
+/* Fills the fields of dst that are unset from src (class or system defaults). */
+void sdf_limits_inherit(struct sdf_limits *dst, const struct sdf_limits *src);
 
 #endif
