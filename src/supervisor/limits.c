@@ -533,15 +533,34 @@ int sup_limits_setup(struct sup *s)
     for (int k = 0; k < LIM_NCTRL && !base[0]; k++)
         if (s->lim.dir[k][0])
             snprintf(base, sizeof(base), " under %s", s->lim.dir[k]);
-    sup_log("limits: %s; %s; %s%s%s%s%s", what[0][s->lim.mech[0]], what[1][s->lim.mech[1]],
+    sup_log("limits: %s; %s; %s%s%s%s%s%s", what[0][s->lim.mech[0]], what[1][s->lim.mech[1]],
             what[2][s->lim.mech[2]], base,
             s->lim.sup_leaf[0] ? " (supervisor moved to its own leaf)" : "",
-            why[0] ? "; cgroups not used: " : "", why);
+            why[0] ? "; cgroups not used: " : "", why,
+            ASAN_BUILD ? "; ASan build: memory allowances x4 + 256 MiB" : "");
+    uint64_t weights = 0;
     for (size_t i = 0; i < s->sys->ncomps; i++) {
         struct comp *c = &s->comps[i];
         effective(s, c);
+        weights += c->lim.eff.weight;
         if (s->lim.version && apply_groups(s, c))
             return -1;
+    }
+    /* The system's own group weighs what its components would weigh as
+     * separate processes; left at the default, the whole system would get
+     * one process's share of a busy host. */
+    if (s->lim.mech[LIM_RES_CPU] >= LIM_CGROUP1) {
+        char val[32];
+        uint64_t shares = weights * 1024 / 100;
+        if (s->lim.version == 2)
+            snprintf(val, sizeof(val), "%" PRIu64, weights > 10000 ? 10000 : weights);
+        else
+            snprintf(val, sizeof(val), "%" PRIu64, shares > 262144 ? 262144 : shares);
+        int err =
+            write_file(s->lim.dir[LIM_CPU], s->lim.version == 2 ? "cpu.weight" : "cpu.shares", val);
+        if (err)
+            sup_log("limits: cannot set the weight of %s to %s: %s", s->lim.dir[LIM_CPU], val,
+                    strerror(-err));
     }
     return 0;
 }
