@@ -529,7 +529,7 @@ int sup_limits_setup(struct sup *s)
          "threads: RLIMIT_NPROC (one uid per component)", "threads: cgroup v1 (pids.max)",
          "threads: cgroup v2 (pids.max)"},
     };
-    char base[LIM_PATH] = "";
+    char base[LIM_PATH + 8] = "";
     for (int k = 0; k < LIM_NCTRL && !base[0]; k++)
         if (s->lim.dir[k][0])
             snprintf(base, sizeof(base), " under %s", s->lim.dir[k]);
