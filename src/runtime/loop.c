@@ -223,10 +223,38 @@ static int ctrl_read(struct dmx_ctrl *m, int *fd, bool block)
  * serve socket is never swapped under a call being served.  While the queue
  * is full, messages stay in the socket: nothing is dropped, and the loop
  * comes back for them (the descriptor stays readable). */
+/* The deferred list is full: a handler has run for long (init, a loop of
+ * protected calls) while a peer crash-looped.  Keep only the newest
+ * message of each kind per channel, in their order: a peer that faulted
+ * and came back a hundred times is, to the handler, one that did so once,
+ * and there are fewer kinds times channels than places in the list.  A
+ * call socket behind them must never wait for the handler to return. */
+static void deferred_compact(void)
+{
+    for (unsigned i = ndeferred; i-- > 0;) {
+        bool newer = false;
+        for (unsigned j = i + 1; j < ndeferred && !newer; j++)
+            newer = deferred[j].type == deferred[i].type && deferred[j].ch == deferred[i].ch &&
+                    deferred[j].type != 0;
+        if (newer) {
+            if (deferred[i].type == DMX_CTRL_SERVE_FD)
+                close((int)deferred[i].a);
+            deferred[i].type = 0; /* dropped (types start at 1) */
+        }
+    }
+    unsigned k = 0;
+    for (unsigned i = 0; i < ndeferred; i++)
+        if (deferred[i].type)
+            deferred[k++] = deferred[i];
+    ndeferred = k;
+}
+
 static void ctrl_drain(void)
 {
     struct dmx_ctrl m;
     int fd;
+    if (ndeferred == sizeof(deferred) / sizeof(deferred[0]))
+        deferred_compact();
     while (ndeferred < sizeof(deferred) / sizeof(deferred[0])) {
         int r = ctrl_read(&m, &fd, false);
         if (r < 0)
@@ -247,6 +275,8 @@ static void ctrl_drain(void)
             close(fd);
         }
         deferred[ndeferred++] = m;
+        if (ndeferred == sizeof(deferred) / sizeof(deferred[0]))
+            deferred_compact();
     }
 }
 

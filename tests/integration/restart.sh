@@ -69,12 +69,14 @@ stop || fail "supervisor exited with $?"
 # A caller that is busy (not reading its control socket) while its callee
 # crash-loops hundreds of times still reaches the callee once it settles:
 # the renewed protected-call socket is not lost when the buffer fills.
+# (It keeps trying for 90 s: a sanitizer build on a loaded machine takes
+# far longer than 8 s for 400 restarts.)
 cat > "$T/sys2.yaml" <<'YAML'
 system: restart-ppc
 components:
   - name: caller
     program: probe
-    config: {action: call, delay_ms: 6000, tries: 20}
+    config: {action: call, delay_ms: 6000, tries: 900}
   - name: callee
     program: probe
     config: {action: abort, crash_until: 400}
