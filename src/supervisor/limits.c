@@ -494,9 +494,21 @@ int sup_limits_setup(struct sup *s)
     char why[1024] = "";
     const char *force = getenv("DEVMUX_LIMITS");
     bool rlimits_only = force && !strcmp(force, "rlimit");
-    if (force && *force && !rlimits_only && strcmp(force, "auto")) {
-        sup_log("DEVMUX_LIMITS='%s' is not understood; expected 'auto' or 'rlimit'", force);
+    bool off = force && !strcmp(force, "off");
+    if (force && *force && !rlimits_only && !off && strcmp(force, "auto")) {
+        sup_log("DEVMUX_LIMITS='%s' is not understood; expected 'auto', 'rlimit' or 'off'", force);
         return -1;
+    }
+    if (off) {
+        /* For measuring what limits cost (the bench/net scripts): nothing is
+         * applied, and the log says so loudly. */
+        for (int k = 0; k < LIM_RES_N; k++)
+            s->lim.mech[k] = LIM_NONE;
+        sup_log("limits: OFF (DEVMUX_LIMITS=off): no component has a CPU budget, a memory quota "
+                "or a task bound");
+        for (size_t i = 0; i < s->sys->ncomps; i++)
+            effective(s, &s->comps[i]);
+        return 0;
     }
     if (rlimits_only) {
         snprintf(why, sizeof(why), "DEVMUX_LIMITS=rlimit");
