@@ -32,17 +32,27 @@ for run in $(seq "$RUNS"); do
     "$LAB" up "$P"
 
     # devmux: examples/net-lan.yaml with our prefix's names; client a.
-    start_devmux examples/net-lan.yaml
-    "$LAB" addr "$P-a" 10.77.0.10/24
-    sleep 1
-    measure devmux "$P-a"
-    # Where frames were lost on the devmux path, over all three tests.
-    ctl net lan0 | grep -E '^(driver|wire|client a) ' |
-        sed -e 's/^/    devmux ctl net: /' -e 's/ rx_bytes=[0-9]*//g; s/ tx_bytes=[0-9]*//g'
-    stop_devmux
-    devmux_log_faults
+    # Twice: with every component's limits (CPU budget and weight, memory
+    # quota, task bound) as the description gives them, and with none
+    # (DEVMUX_LIMITS=off), to show what they cost.
+    for limits in auto off; do
+        label=devmux
+        [ $limits = off ] && label=devmux-nolimits
+        export DEVMUX_LIMITS=$limits
+        start_devmux examples/net-lan.yaml
+        "$LAB" addr "$P-a" 10.77.0.10/24
+        sleep 1
+        measure $label "$P-a"
+        # Where frames were lost on the devmux path, over all three tests.
+        ctl net lan0 | grep -E '^(driver|wire|client a) ' |
+            sed -e "s/^/    $label ctl net: /" -e 's/ rx_bytes=[0-9]*//g; s/ tx_bytes=[0-9]*//g'
+        stop_devmux
+        devmux_log_faults
+    done
 
+    unset DEVMUX_LIMITS
     bridge_baseline
+    ratios devmux devmux-nolimits "with limits / without"
     ratios devmux bridge-offl-off "offloads off"
     ratios devmux bridge-default "defaults"
     "$LAB" down "$P"

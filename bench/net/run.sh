@@ -10,7 +10,9 @@
 #   bench/net/run.sh [BUILD_DIR]     as root (it creates a veth pair)
 #
 # Environment: WARM (s, default 1), WINDOW (s, default 5), RUNS (default 2),
-# CASES (default "64:1 64:2 64:4 1500:1 1500:2 1500:4 echo64:1 echo1500:1").
+# CASES (default "64:1 64:2 64:4 1500:1 1500:2 1500:4 echo64:1 echo1500:1"),
+# LIMITS (default "auto off": each case with the components' limits, then
+# without any, DEVMUX_LIMITS=off, so the cost of limits shows in one run).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${1:-build}
@@ -19,6 +21,7 @@ WARM=${WARM:-1}
 WINDOW=${WINDOW:-5}
 RUNS=${RUNS:-2}
 CASES=${CASES:-64:1 64:2 64:4 1500:1 1500:2 1500:4 echo64:1 echo1500:1}
+LIMITS=${LIMITS:-auto off}
 WIRE=dmb-wire
 PEER=dmb-peer
 
@@ -68,7 +71,7 @@ snap() {
     awk '$1 == "cpu" { print "stat", $2 + $3 + $4 + $7 + $8, $9 }' /proc/stat >> "$f"
     {
         echo "supervisor x $SUP"
-        ctl status | awk 'NR > 2 && $1 != "ch" && $1 != "OK" { print $1, $2, $3 }'
+        ctl status | awk 'NR > 2 && $1 != "ch" && $1 != "limits" && $1 != "OK" { print $1, $2, $3 }'
     } | while read -r name _ pid; do
         [ "$pid" -gt 0 ] 2>/dev/null || { echo "cpu $name 0 0 0" >> "$f"; continue; }
         rest=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null) || { echo "cpu $name $pid 0 0" >> "$f"; continue; }
@@ -133,9 +136,9 @@ report() {
     }' "$3" "$4"
 }
 
-# one CASE RUN: CASE is [echo]FRAME:CLIENTS
+# one CASE RUN LIMITS: CASE is [echo]FRAME:CLIENTS; LIMITS is auto or off
 one() {
-    local c=$1 run=$2 frame clients echo=0 i
+    local c=$1 run=$2 limits=$3 frame clients echo=0 i
     frame=${c%%:*}
     clients=${c##*:}
     if [ "${frame#echo}" != "$frame" ]; then echo=1; frame=${frame#echo}; fi
@@ -152,7 +155,7 @@ one() {
                 "$i" "$i" "$echo"
         done
     } > "$T/sys.yaml"
-    "$DEVMUX" run "$T/sys.yaml" --ctl "$T/ctl.sock" > "$T/log" 2>&1 &
+    DEVMUX_LIMITS=$limits "$DEVMUX" run "$T/sys.yaml" --ctl "$T/ctl.sock" > "$T/log" 2>&1 &
     SUP=$!
     local up=0
     for _ in $(seq 100); do
@@ -172,7 +175,7 @@ one() {
     kill -TERM "$SUP" 2>/dev/null || true
     wait "$SUP" 2>/dev/null || true
     SUP=
-    report "${c}" "$run" "$T/a" "$T/b"
+    report "${c}$([ "$limits" = off ] && echo /nolim)" "$run" "$T/a" "$T/b"
     if grep -q "fault\|killed\|exited" "$T/log"; then
         grep "fault\|killed\|exited" "$T/log" | head -5 | sed 's/^/    log: /'
     fi
@@ -180,6 +183,8 @@ one() {
 
 for run in $(seq "$RUNS"); do
     for c in $CASES; do
-        one "$c" "$run"
+        for l in $LIMITS; do
+            one "$c" "$run" "$l"
+        done
     done
 done
