@@ -474,8 +474,11 @@ static void run(void)
              * more: a frame published in between must not be missed. */
             bool again = false;
             for (unsigned i = 0; i < pol.n; i++)
-                if (clients[i].up && !clients[i].has_pending)
-                    again |= dmq_consumer_sleep(&clients[i].active);
+                if (clients[i].up && !clients[i].has_pending) {
+                    bool arrived = dmq_consumer_sleep(&clients[i].active);
+                    clients[i].asked = !arrived;
+                    again |= arrived;
+                }
             if (drv_up)
                 again |= dmq_consumer_sleep(&drv_free);
             again |= dmq_consumer_sleep(&local_free);
@@ -562,10 +565,14 @@ void notified(microkit_channel ch)
         struct client *c = &clients[ch - NET_TXV_CH_CLIENT0];
         uint64_t taken = c->taken;
         uint32_t acked = c->acked;
+        bool asked = c->asked;
+        c->asked = false;
         resync_client(ch - NET_TXV_CH_CLIENT0);
         run();
-        /* Nothing taken, no handshake: a notification we did not need. */
-        if (c->taken == taken && c->acked == acked && !c->resync_waiting &&
+        /* Not asked for, nothing taken, no handshake: a notification we
+         * did not need.  (An honest client notifies only when our wake
+         * flag asks it to, so it never gets here.) */
+        if (!asked && c->taken == taken && c->acked == acked && !c->resync_waiting &&
             net_storm_idle(&c->storm, ch)) {
             unsigned i = ch - NET_TXV_CH_CLIENT0;
             stats->notify_pauses[i]++;
