@@ -51,6 +51,7 @@ struct client {
     uint32_t garbage;
     uint64_t garbage_window_ns, paused_until_ns;
     uint64_t taken;         /* descriptors taken from it, ever */
+    bool asked;             /* we sleep on its tx.active: a notification is due */
     struct net_storm storm; /* its notifications that brought nothing */
 };
 
