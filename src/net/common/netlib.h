@@ -55,9 +55,9 @@ uint64_t net_resync_wait(struct net_resync_limit *l);
  * NET_STORM_LIMIT idle notifications in NET_STORM_WINDOW_NS cost it
  * NET_STORM_QUIET_NS of silence.  An honest peer notifies only when we
  * asked (the queues' wake flags), so it never comes near the limit. */
-#define NET_STORM_LIMIT     32
+#define NET_STORM_LIMIT     8
 #define NET_STORM_WINDOW_NS 1000000ull
-#define NET_STORM_QUIET_NS  1000000ull
+#define NET_STORM_QUIET_NS  5000000ull
 struct net_storm {
     uint32_t idle;
     uint64_t window_ns;
