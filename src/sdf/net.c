@@ -72,14 +72,14 @@ static uint32_t pow2(uint32_t x)
 
 /* ---- checks ------------------------------------------------------------ */
 
-/* The part of the shared receive pool a client may hold by default: any
- * one client, whatever all the others do, keeps at least half the pool
- * (they hold at most B/2 between them), but never fewer than 16. */
+/* The part of the shared receive pool a client may hold by default:
+ * B / (2N) for N clients, at least 16.  All clients together then hold at
+ * most half the pool, so the driver always has the other half to receive
+ * into, whatever the clients do; one client at its share leaves the rest to
+ * the others and the driver. */
 static uint32_t default_rx_share(const struct sdf_net_spec *net)
 {
-    if (net->nclients < 2)
-        return net->buffers / 2;
-    uint32_t share = net->buffers / (2 * (uint32_t)(net->nclients - 1));
+    uint32_t share = net->buffers / (2 * (uint32_t)net->nclients);
     return share < 16 ? 16 : share;
 }
 

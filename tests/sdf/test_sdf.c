@@ -261,11 +261,11 @@ static void valid_network_expands(void **state)
         assert_string_equal(cfg(v, "client.1.burst"), "0");
         assert_string_equal(cfg(v, "client.1.quota"), "200");
         /* Isolation: bound addresses with their prefixes, DHCP, shares
-         * (the default keeps half the pool for the other client), rx_rate. */
+         * (the default keeps half the pool for the driver), rx_rate. */
         assert_string_equal(cfg(v, "client.0.ipv4"), "10.0.0.10/32,10.0.1.0/24");
         assert_string_equal(cfg(v, "client.0.ipv6"), "fd00::a/128,fd01::/64");
         assert_string_equal(cfg(v, "client.0.dhcp"), "0");
-        assert_string_equal(cfg(v, "client.0.rx_share"), "200");
+        assert_string_equal(cfg(v, "client.0.rx_share"), "100");
         assert_string_equal(cfg(v, "client.0.rx_rate"), "20000000");
         assert_string_equal(cfg(v, "client.0.rx_burst"), "32768");
         assert_string_equal(cfg(v, "client.1.ipv4"), "");
