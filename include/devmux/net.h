@@ -24,6 +24,7 @@
 #define NET_MAX_FRAME   1518 /* Ethernet frame without FCS, with a VLAN tag */
 #define NET_MIN_FRAME   14   /* an Ethernet header */
 #define NET_MAC_LEN     6
+#define NET_MAX_ADDRS   8 /* bound IPv4 plus IPv6 addresses or prefixes per client */
 
 /* ---- channels ------------------------------------------------------------
  * Channel ids each generated component sees.  A client's frontend program
@@ -80,6 +81,7 @@ enum {
 #define NET_REGION_COPY      "copy"
 #define NET_REGION_CLIENT_RX "rx"
 #define NET_REGION_CLIENT_TX "tx"
+#define NET_REGION_BIND      "bind"
 /* A NIC driver on a hardware-layer device (nic: {pci: ...}) also gets this
  * region, device-visible and its own, for descriptor rings and headers;
  * rx_dma and tx_dma are then device-visible too, so frames move by DMA
@@ -92,6 +94,19 @@ enum {
 #define NET_ITEM_ACTIVE  "active"
 #define NET_ITEM_SYNC    "sync"
 #define NET_ITEM_STATS   "stats"
+#define NET_ITEM_LEASES  "leases"
+
+/* <net>.bind / leases: the IPv4 address each client with `dhcp: true` was
+ * given by a DHCP server on the wire, which the rx virtualiser saw go by
+ * (it writes; the tx virtualiser and `ctl net` read).  One word per
+ * client: the address (host byte order) in the high 32 bits, the lease's
+ * end in whole seconds of CLOCK_MONOTONIC in the low 32; 0: none. */
+struct net_leases {
+    _Atomic uint64_t lease[NET_MAX_CLIENTS];
+};
+#define NET_LEASE(addr, end_s) ((uint64_t)(addr) << 32 | (uint32_t)(end_s))
+#define NET_LEASE_ADDR(l)      ((uint32_t)((l) >> 32))
+#define NET_LEASE_END(l)       ((uint32_t)(l))
 
 /* ---- descriptors ---------------------------------------------------------
  * A struct dmq_desc names a buffer by its byte offset in a buffer pool and
@@ -151,6 +166,11 @@ enum net_drop {
     NET_DROP_BAD_INDEX,       /* queue index jumped */
     NET_DROP_DEVICE,          /* the device or driver refused or lost it */
     NET_DROP_PEER_DOWN,       /* the other side was restarting */
+    NET_DROP_SPOOF_IP,        /* tx: IP source not one of the client's addresses */
+    NET_DROP_SPOOF_ARP,       /* tx: ARP or neighbour advertisement not for its own address */
+    NET_DROP_PROTO,           /* tx: a client with bound addresses sent neither IP nor ARP */
+    NET_DROP_SHARE,           /* rx: the client already holds its share of the receive pool */
+    NET_DROP_RATE,            /* rx: over the client's rx_rate */
     NET_DROP_REASONS
 };
 
@@ -158,7 +178,8 @@ static inline const char *net_drop_name(unsigned r)
 {
     static const char *const names[NET_DROP_REASONS] = {
         "unknown_dst", "queue_full", "no_buffer", "spoof",  "peer_denied",
-        "bad_desc",    "bad_len",    "bad_index", "device", "peer_down"};
+        "bad_desc",    "bad_len",    "bad_index", "device", "peer_down",
+        "spoof_ip",    "spoof_arp",  "proto",     "share",  "rate"};
     return r < NET_DROP_REASONS ? names[r] : "?";
 }
 
@@ -173,6 +194,7 @@ struct net_counters {
 struct net_rx_stats {
     struct net_counters wire, local;
     struct net_counters client[NET_MAX_CLIENTS];
+    uint64_t held[NET_MAX_CLIENTS]; /* shared buffers queued for or held by its copier, now */
 };
 
 /* <net>.tx_stats: the tx virtualiser.  client[i] = frames taken from client
@@ -183,12 +205,20 @@ struct net_tx_stats {
     struct net_counters client[NET_MAX_CLIENTS];
     uint64_t throttled[NET_MAX_CLIENTS];
     uint64_t local[NET_MAX_CLIENTS]; /* frames from client i switched locally */
+    /* Restart handshakes client i asked for: answered, and put off because
+     * it asked more often than a restarting client could (net.md §6). */
+    uint64_t resyncs[NET_MAX_CLIENTS], resyncs_deferred[NET_MAX_CLIENTS];
+    /* Turns skipped because client i's descriptors were refused more often
+     * than its garbage budget allows (net.md §4). */
+    uint64_t garbage_pauses[NET_MAX_CLIENTS];
 };
 
 /* <net>.<c>.copy stats: the copier of client c.  delivered = frames copied
  * into the client's buffers. */
 struct net_copy_stats {
     struct net_counters delivered;
+    uint64_t resyncs, resyncs_deferred; /* the client's handshakes on its rx pair */
+    uint64_t garbage_pauses;            /* as in net_tx_stats, for rx.free */
 };
 
 /* <net>.drv_rx stats: the driver. */

@@ -10,6 +10,8 @@
 
 /* One client of a network, as written.  comp holds what a component would:
  * name, program (NULL for a TAP client), config and fault policy. */
+struct sdf_net_addr;
+
 struct sdf_net_client_spec {
     struct sdf_component comp;
     struct sdf_loc loc, name_loc, config_loc, mac_loc, burst_loc;
@@ -24,6 +26,24 @@ struct sdf_net_client_spec {
     size_t npeers;
     bool has_rate;
     uint64_t rate_bits, burst;
+    bool has_rx_rate; /* rx_rate: policing of what it receives */
+    uint64_t rx_rate_bits, rx_burst;
+    struct sdf_loc rx_burst_loc;
+    uint32_t rx_share; /* shared receive buffers it may hold; 0: the default */
+    struct sdf_loc rx_share_loc, buffers_loc;
+    /* Addresses it may use (anti-spoofing): "a.b.c.d/len" and "x::y/len",
+     * normalised, each with where it was written. */
+    struct sdf_net_addr *addrs;
+    size_t naddrs;
+    bool dhcp; /* its IPv4 address may also be learned from DHCP */
+};
+
+/* One bound address or prefix of a client. */
+struct sdf_net_addr {
+    int family; /* AF_INET or AF_INET6 */
+    uint8_t addr[16];
+    unsigned prefix;
+    struct sdf_loc loc;
 };
 
 struct sdf_net_spec {
@@ -33,6 +53,10 @@ struct sdf_net_spec {
     struct sdf_device nic;       /* kind, ifname, netns */
     struct sdf_component driver; /* program (NULL: the default), fault */
     uint32_t buffers, buffer_size;
+    struct sdf_loc buffers_loc;
+    /* limits: class defaults for the trusted core (driver, virtualisers,
+     * copiers) and for clients; a component's own limits: win. */
+    struct sdf_limits core_limits, client_limits;
     struct sdf_net_client_spec *clients;
     size_t nclients;
     struct sdf_loc clients_loc;

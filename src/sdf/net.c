@@ -7,6 +7,9 @@
  */
 #include "sdf/internal.h"
 
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -69,6 +72,102 @@ static uint32_t pow2(uint32_t x)
 
 /* ---- checks ------------------------------------------------------------ */
 
+/* The part of the shared receive pool a client may hold by default: any
+ * one client, whatever all the others do, keeps at least half the pool
+ * (they hold at most B/2 between them), but never fewer than 16. */
+static uint32_t default_rx_share(const struct sdf_net_spec *net)
+{
+    if (net->nclients < 2)
+        return net->buffers / 2;
+    uint32_t share = net->buffers / (2 * (uint32_t)(net->nclients - 1));
+    return share < 16 ? 16 : share;
+}
+
+/* A client's own buffers: as written, or 256 but never more than the
+ * network has. */
+static uint32_t client_buffers(const struct sdf_net_spec *net, const struct sdf_net_client_spec *cl)
+{
+    if (cl->buffers_loc.line || cl->buffers <= net->buffers)
+        return cl->buffers;
+    return net->buffers;
+}
+
+/* What one client may take from the network's shared resources. */
+static void check_client_shares(const struct sdf_net_spec *net,
+                                const struct sdf_net_client_spec *cl, struct sdf_errors *errs)
+{
+    const char *name = cl->comp.name;
+    if (net->nclients > 1 && cl->rx_share > net->buffers / 2)
+        sdf_error(errs, cl->rx_share_loc,
+                  "rx_share %u of client '%s' is more than half of network '%s''s %u receive "
+                  "buffers; expected at most %u, so that the others always keep half",
+                  cl->rx_share, name, net->name, net->buffers, net->buffers / 2);
+    /* The client's queues from its copier hold up to `buffers` frames; more
+     * than the shared pool could only be filled from it. */
+    if (client_buffers(net, cl) > net->buffers)
+        sdf_error(errs, cl->buffers_loc,
+                  "client '%s' declares %u buffers, more than network '%s' has (%u); expected "
+                  "at most the network's buffers",
+                  name, cl->buffers, net->name, net->buffers);
+    if (cl->has_rx_rate && cl->rx_burst < net->buffer_size)
+        sdf_error(errs, cl->rx_burst_loc,
+                  "rx_rate burst %" PRIu64 " is smaller than the network's buffer_size %u; "
+                  "expected at least one full buffer",
+                  cl->rx_burst, net->buffer_size);
+}
+
+static bool prefix_overlap(const struct sdf_net_addr *a, const struct sdf_net_addr *b)
+{
+    if (a->family != b->family)
+        return false;
+    unsigned bits = a->prefix < b->prefix ? a->prefix : b->prefix;
+    for (unsigned k = 0; k < bits; k++)
+        if ((a->addr[k / 8] ^ b->addr[k / 8]) >> (7 - k % 8) & 1u)
+            return false;
+    return true;
+}
+
+static void addr_format(const struct sdf_net_addr *a, char *out, size_t n)
+{
+    char host[INET6_ADDRSTRLEN];
+    inet_ntop(a->family, a->addr, host, sizeof(host));
+    unsigned max = a->family == AF_INET ? 32 : 128;
+    if (a->prefix == max)
+        snprintf(out, n, "%s", host);
+    else
+        snprintf(out, n, "%s/%u", host, a->prefix);
+}
+
+/* No address may be bound to two clients: that would let each speak for
+ * the other, which is what binding is there to stop. */
+static void check_addrs(const struct sdf_net_spec *net, size_t i, struct sdf_errors *errs)
+{
+    const struct sdf_net_client_spec *cl = &net->clients[i];
+    for (size_t k = 0; k < cl->naddrs; k++) {
+        const struct sdf_net_addr *a = &cl->addrs[k];
+        for (size_t j = 0; j <= i; j++) {
+            const struct sdf_net_client_spec *o = &net->clients[j];
+            for (size_t m = 0; m < (j == i ? k : o->naddrs); m++) {
+                if (!prefix_overlap(a, &o->addrs[m]))
+                    continue;
+                char x[64], y[64];
+                addr_format(a, x, sizeof(x));
+                addr_format(&o->addrs[m], y, sizeof(y));
+                if (j == i)
+                    sdf_error(errs, a->loc,
+                              "address %s of client '%s' overlaps its own %s (line %d); "
+                              "expected each address once",
+                              x, cl->comp.name, y, o->addrs[m].loc.line);
+                else
+                    sdf_error(errs, a->loc,
+                              "address %s of client '%s' overlaps %s of client '%s' (line %d); "
+                              "expected addresses bound to one client only",
+                              x, cl->comp.name, y, o->comp.name, o->addrs[m].loc.line);
+            }
+        }
+    }
+}
+
 /* The longest names generated from a network's and a client's name. */
 #define NET_LONGEST_SUFFIX    "." NET_REGION_RX_STATS
 #define CLIENT_LONGEST_SUFFIX "." NET_REGION_COPY
@@ -124,6 +223,8 @@ static void check_network(const struct sdf_system *sys, const struct sdf_net_spe
                           cl->has_mac ? "the" : "the generated", m, name, net->clients[j].comp.name,
                           net->clients[j].loc.line, net->name);
             }
+        check_client_shares(net, cl, errs);
+        check_addrs(net, i, errs);
         if (cl->has_rate && cl->burst < net->buffer_size)
             sdf_error(errs, cl->burst_loc,
                       "burst %" PRIu64 " is smaller than the network's buffer_size %u; expected "
@@ -264,6 +365,29 @@ static void add_channel(struct sdf_system *sys, char *name, const char *a, uint3
     ch->end[1] = (struct sdf_end){.component = xstrdup(b), .comp = -1, .id = idb, .loc = loc};
 }
 
+/* A client's bound addresses of one family, "a/len" joined by sep (every
+ * prefix written out if full, else only where it is not the whole address). */
+static char *addr_list(const struct sdf_net_client_spec *cl, int family, const char *sep, bool full)
+{
+    char *out = xstrdup("");
+    for (size_t k = 0; k < cl->naddrs; k++) {
+        const struct sdf_net_addr *a = &cl->addrs[k];
+        if (a->family != family)
+            continue;
+        char one[64], host[INET6_ADDRSTRLEN];
+        if (full) {
+            inet_ntop(a->family, a->addr, host, sizeof(host));
+            snprintf(one, sizeof(one), "%s/%u", host, a->prefix);
+        } else {
+            addr_format(a, one, sizeof(one));
+        }
+        char *more = fmt("%s%s%s", out, *out ? sep : "", one);
+        free(out);
+        out = more;
+    }
+    return out;
+}
+
 /* The configuration both virtualisers get: the whole client table. */
 static void virt_config(struct sdf_component *c, const struct sdf_net_spec *net, uint8_t (*macs)[6])
 {
@@ -292,8 +416,30 @@ static void virt_config(struct sdf_component *c, const struct sdf_net_spec *net,
         set_cfg(c, fmt("client.%zu.peers", i), peers);
         set_cfg(c, fmt("client.%zu.rate", i), fmt("%" PRIu64, cl->has_rate ? cl->rate_bits : 0));
         set_cfg(c, fmt("client.%zu.burst", i), fmt("%" PRIu64, cl->has_rate ? cl->burst : 0));
-        set_cfg(c, fmt("client.%zu.quota", i), fmt("%u", cl->buffers));
+        set_cfg(c, fmt("client.%zu.quota", i), fmt("%u", client_buffers(net, cl)));
+        set_cfg(c, fmt("client.%zu.rx_rate", i),
+                fmt("%" PRIu64, cl->has_rx_rate ? cl->rx_rate_bits : 0));
+        set_cfg(c, fmt("client.%zu.rx_burst", i),
+                fmt("%" PRIu64, cl->has_rx_rate ? cl->rx_burst : 0));
+        set_cfg(c, fmt("client.%zu.rx_share", i),
+                fmt("%u", cl->rx_share ? cl->rx_share : default_rx_share(net)));
+        set_cfg(c, fmt("client.%zu.ipv4", i), addr_list(cl, AF_INET, ",", true));
+        set_cfg(c, fmt("client.%zu.ipv6", i), addr_list(cl, AF_INET6, ",", true));
+        set_cfg(c, fmt("client.%zu.dhcp", i), xstrdup(cl->dhcp ? "1" : "0"));
     }
+}
+
+/* The class's defaults for what its components may use of the machine
+ * (docs/protocols/net.md, "Budgets"): the trusted core runs at ten times a
+ * client's weight, so that no client, however busy, pushes the components
+ * every client depends on off the CPU. */
+static const struct sdf_limits core_default = {.has_weight = true, .weight = 1000};
+static const struct sdf_limits client_default = {.has_weight = true, .weight = 100};
+
+static void core_limits(struct sdf_component *c, const struct sdf_net_spec *net)
+{
+    sdf_limits_inherit(&c->limits, &net->core_limits);
+    sdf_limits_inherit(&c->limits, &core_default);
 }
 
 static void expand(struct sdf_system *sys, const struct sdf_net_spec *net, uint8_t (*macs)[6])
@@ -314,6 +460,8 @@ static void expand(struct sdf_system *sys, const struct sdf_net_spec *net, uint8
     const char *def_driver = pci ? "net-virtio" : "net-packet";
     size_t ci = add_comp(sys, xstrdup(drv), d->program ? d->program : def_driver,
                          d->program ? d->program_loc : d->loc, d, d->loc);
+    sys->comps[ci].limits = d->limits;
+    core_limits(&sys->comps[ci], net);
     for (size_t k = 0; k < d->nconfig; k++)
         set_cfg(&sys->comps[ci], xstrdup(d->config[k].key), xstrdup(d->config[k].value));
     set_cfg(&sys->comps[ci], xstrdup("net"), xstrdup(n));
@@ -321,12 +469,15 @@ static void expand(struct sdf_system *sys, const struct sdf_net_spec *net, uint8
         set_cfg(&sys->comps[ci], xstrdup("interface"), xstrdup(net->nic.ifname));
     add_device(&sys->comps[ci], "nic", &net->nic, NET_DRV_CH_IRQ, net->loc);
     ci = add_comp(sys, xstrdup(rxv), "net-rxvirt", net->loc, NULL, net->loc);
+    core_limits(&sys->comps[ci], net);
     virt_config(&sys->comps[ci], net, macs);
     ci = add_comp(sys, xstrdup(txv), "net-txvirt", net->loc, NULL, net->loc);
+    core_limits(&sys->comps[ci], net);
     virt_config(&sys->comps[ci], net, macs);
     for (size_t i = 0; i < nc; i++) {
         const struct sdf_net_client_spec *cl = &net->clients[i];
         ci = add_comp(sys, xstrdup(copy[i]), "net-copy", cl->loc, &copier_fault, cl->loc);
+        core_limits(&sys->comps[ci], net);
         set_cfg(&sys->comps[ci], xstrdup("net"), xstrdup(n));
         set_cfg(&sys->comps[ci], xstrdup("client"), xstrdup(cl->comp.name));
         set_cfg(&sys->comps[ci], xstrdup("index"), fmt("%zu", i));
@@ -337,6 +488,9 @@ static void expand(struct sdf_system *sys, const struct sdf_net_spec *net, uint8
         ci = add_comp(sys, xstrdup(cl->comp.name), program,
                       cl->comp.program ? cl->comp.program_loc : cl->loc, &cl->comp, cl->loc);
         struct sdf_component *c = &sys->comps[ci];
+        c->limits = cl->comp.limits;
+        sdf_limits_inherit(&c->limits, &net->client_limits);
+        sdf_limits_inherit(&c->limits, &client_default);
         for (size_t k = 0; k < cl->comp.nconfig; k++)
             set_cfg(c, xstrdup(cl->comp.config[k].key), xstrdup(cl->comp.config[k].value));
         char m[18];
@@ -417,10 +571,16 @@ static void expand(struct sdf_system *sys, const struct sdf_net_spec *net, uint8
     add_map(r, txv, true);
     size_region(r);
 
+    r = add_region(sys, fmt("%s." NET_REGION_BIND, n), net->loc);
+    add_item(r, NET_ITEM_LEASES, SDF_ITEM_BYTES, 0, 0, sizeof(struct net_leases));
+    add_map(r, rxv, true);
+    add_map(r, txv, false);
+    size_region(r);
+
     for (size_t i = 0; i < nc; i++) {
         const struct sdf_net_client_spec *cl = &net->clients[i];
         const char *c = cl->comp.name;
-        uint32_t q = cl->buffers, qq = pow2(q);
+        uint32_t q = client_buffers(net, cl), qq = pow2(q);
         r = add_region(sys, fmt("%s.%s." NET_REGION_COPY, n, c), cl->loc);
         add_item(r, NET_ITEM_ACTIVE, SDF_ITEM_QUEUE, qq, 0, 0);
         add_item(r, NET_ITEM_FREE, SDF_ITEM_QUEUE, qq, 0, 0);
@@ -472,8 +632,17 @@ static void expand(struct sdf_system *sys, const struct sdf_net_spec *net, uint8
     sn->nclients = nc;
     sn->clients = xcalloc(nc, sizeof(*sn->clients));
     for (size_t i = 0; i < nc; i++) {
-        sn->clients[i].name = xstrdup(net->clients[i].comp.name);
+        const struct sdf_net_client_spec *cl = &net->clients[i];
+        sn->clients[i].name = xstrdup(cl->comp.name);
         memcpy(sn->clients[i].mac, macs[i], 6);
+        char *v4 = addr_list(cl, AF_INET, ",", false), *v6 = addr_list(cl, AF_INET6, ",", false);
+        sn->clients[i].addrs = fmt("%s%s%s", v4, *v4 && *v6 ? "," : "", v6);
+        free(v4);
+        free(v6);
+        sn->clients[i].dhcp = cl->dhcp;
+        sn->clients[i].rx_share = cl->rx_share ? cl->rx_share : default_rx_share(net);
+        sn->clients[i].tx_rate = cl->has_rate ? cl->rate_bits : 0;
+        sn->clients[i].rx_rate = cl->has_rx_rate ? cl->rx_rate_bits : 0;
     }
 
     for (size_t i = 0; i < nc; i++)
@@ -516,6 +685,7 @@ void sdf_net_specs_free(struct sdf_net_specs *nets)
                 free(cl->peers[p]);
             free(cl->peers);
             free(cl->peer_locs);
+            free(cl->addrs);
         }
         free(net->clients);
     }

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
 
 #include "common/util.h"
 #include "devmux/net.h"
@@ -321,6 +323,182 @@ static void fault_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj)
     }
 }
 
+/* A duration: an integer with a unit, us, ms or s.  Microseconds out. */
+static bool parse_duration_us(const char *s, uint64_t *out)
+{
+    if (!isdigit((unsigned char)*s))
+        return false;
+    errno = 0;
+    char *end;
+    uint64_t v = strtoull(s, &end, 10);
+    uint64_t mul;
+    if (errno)
+        return false;
+    if (!strcmp(end, "us"))
+        mul = 1;
+    else if (!strcmp(end, "ms"))
+        mul = 1000;
+    else if (!strcmp(end, "s"))
+        mul = 1000000;
+    else
+        return false;
+    if (v > UINT32_MAX / mul)
+        return false;
+    *out = v * mul;
+    return true;
+}
+
+/* The bounds cgroups accept for a CFS period and quota. */
+#define LIMIT_MIN_PERIOD_US 1000u
+#define LIMIT_MAX_PERIOD_US 1000000u
+#define LIMIT_MIN_BUDGET_US 1000u
+#define LIMIT_DEF_PERIOD_US 10000u
+
+static bool get_duration(struct ctx *c, yaml_node_t *v, const char *what, uint64_t min,
+                         uint64_t max, uint32_t *out)
+{
+    if (!expect(c, v, YAML_SCALAR_NODE, what))
+        return false;
+    uint64_t x;
+    if (!parse_duration_us(scalar(v), &x)) {
+        sdf_error(c->errs, loc_of(v),
+                  "%s '%s' is not a duration; expected an integer with a unit: us, ms or s "
+                  "(like 2ms)",
+                  what, scalar(v));
+        return false;
+    }
+    if (x < min || x > max) {
+        sdf_error(c->errs, loc_of(v),
+                  "%s %s is out of range; expected %" PRIu64 "us to %" PRIu64 "us", what, scalar(v),
+                  min, max);
+        return false;
+    }
+    *out = (uint32_t)x;
+    return true;
+}
+
+static void cpu_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj)
+{
+    struct sdf_limits *l = obj;
+    if (!strcmp(key, "budget"))
+        get_duration(c, v, "cpu budget", LIMIT_MIN_BUDGET_US, LIMIT_MAX_PERIOD_US,
+                     &l->cpu_budget_us);
+    else if (!strcmp(key, "period"))
+        get_duration(c, v, "cpu period", LIMIT_MIN_PERIOD_US, LIMIT_MAX_PERIOD_US,
+                     &l->cpu_period_us);
+}
+
+/* cpu: 20%  or  cpu: {budget: 2ms, period: 10ms} (period 10 ms if left out). */
+static void parse_cpu(struct ctx *c, yaml_node_t *v, struct sdf_limits *l)
+{
+    l->cpu_period_us = LIMIT_DEF_PERIOD_US;
+    l->cpu_budget_us = 0;
+    if (v->type == YAML_SCALAR_NODE && !has_nul(v)) {
+        const char *s = scalar(v);
+        char *end;
+        errno = 0;
+        unsigned long pct = isdigit((unsigned char)*s) ? strtoul(s, &end, 10) : 0;
+        if (!isdigit((unsigned char)*s) || errno || strcmp(end, "%") || pct < 10 || pct > 100) {
+            sdf_error(c->errs, loc_of(v),
+                      "cpu '%s' is not a budget; expected a percentage of one CPU from 10%% to "
+                      "100%% (like 20%%) or {budget: 2ms, period: 10ms}",
+                      s);
+            return;
+        }
+        l->cpu_budget_us = (uint32_t)(LIMIT_DEF_PERIOD_US * pct / 100);
+        l->has_cpu = true;
+        return;
+    }
+    if (!expect(c, v, YAML_MAPPING_NODE, "cpu"))
+        return;
+    static const char *const keys[] = {"budget", "period", NULL};
+    static const char *const req[] = {"budget", NULL};
+    require(c, v, "cpu", req);
+    size_t before = c->errs->n;
+    for_keys(c, v, "cpu", keys, cpu_key, l);
+    if (c->errs->n != before || !l->cpu_budget_us)
+        return;
+    if (l->cpu_budget_us > l->cpu_period_us) {
+        sdf_error(c->errs, loc_of(v),
+                  "cpu budget %uus is longer than its period %uus; expected a budget of at most "
+                  "one period",
+                  l->cpu_budget_us, l->cpu_period_us);
+        return;
+    }
+    l->has_cpu = true;
+}
+
+static void limits_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj)
+{
+    struct sdf_limits *l = obj;
+    uint64_t x;
+    if (!strcmp(key, "cpu")) {
+        parse_cpu(c, v, l);
+    } else if (!strcmp(key, "weight")) {
+        if (!get_u64(c, v, "weight", 10000, &x))
+            return;
+        if (x < 1)
+            sdf_error(c->errs, loc_of(v), "weight 0 is too small; expected 1 to 10000");
+        else {
+            l->weight = (uint32_t)x;
+            l->has_weight = true;
+        }
+    } else if (!strcmp(key, "memory")) {
+        if (!get_u64(c, v, "memory", 1ull << 40, &x))
+            return;
+        if (x < (1u << 20))
+            sdf_error(c->errs, loc_of(v),
+                      "memory %" PRIu64 " is too small; expected at least 1M (a private "
+                      "allowance on top of the component's regions)",
+                      x);
+        else {
+            l->memory = x;
+            l->has_memory = true;
+        }
+    } else if (!strcmp(key, "threads")) {
+        if (!get_u64(c, v, "threads", 4096, &x))
+            return;
+        if (x < 1)
+            sdf_error(c->errs, loc_of(v), "threads 0 is too small; expected 1 to 4096");
+        else {
+            l->threads = (uint32_t)x;
+            l->has_threads = true;
+        }
+    }
+}
+
+static void parse_limits(struct ctx *c, yaml_node_t *v, struct sdf_limits *l)
+{
+    if (!expect(c, v, YAML_MAPPING_NODE, "limits"))
+        return;
+    l->loc = loc_of(v);
+    static const char *const keys[] = {"cpu", "weight", "memory", "threads", NULL};
+    for_keys(c, v, "limits", keys, limits_key, l);
+}
+
+void sdf_limits_inherit(struct sdf_limits *dst, const struct sdf_limits *src)
+{
+    if (!dst->has_cpu && src->has_cpu) {
+        dst->has_cpu = true;
+        dst->cpu_budget_us = src->cpu_budget_us;
+        dst->cpu_period_us = src->cpu_period_us;
+    }
+    if (!dst->has_weight && src->has_weight) {
+        dst->weight = src->weight;
+        dst->has_weight = true;
+    }
+    if (!dst->has_memory && src->has_memory) {
+        dst->memory = src->memory;
+        dst->has_memory = true;
+    }
+    if (!dst->has_threads && src->has_threads) {
+        dst->threads = src->threads;
+        dst->has_threads = true;
+    }
+    if (!dst->loc.line)
+        dst->loc = src->loc;
+}
+
 static void config_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj)
 {
     struct sdf_component *comp = obj;
@@ -603,6 +781,8 @@ static void component_key(struct ctx *c, const char *key, yaml_node_t *v, void *
         }
     } else if (!strcmp(key, "devices")) {
         parse_devices(c, v, comp);
+    } else if (!strcmp(key, "limits")) {
+        parse_limits(c, v, &comp->limits);
     }
 }
 
@@ -622,7 +802,8 @@ static void parse_components(struct ctx *c, yaml_node_t *seq, struct sdf_system 
         comp->fault = SDF_FAULT_RESTART;
         comp->backoff_min_ms = 100;
         comp->backoff_max_ms = 10000;
-        static const char *const keys[] = {"name", "program", "config", "fault", "devices", NULL};
+        static const char *const keys[] = {"name",    "program", "config", "fault",
+                                           "devices", "limits",  NULL};
         static const char *const req[] = {"name", "program", NULL};
         require(c, n, "component", req);
         for_keys(c, n, "component", keys, component_key, comp);
@@ -896,29 +1077,112 @@ static bool get_range(struct ctx *c, yaml_node_t *v, const char *what, uint64_t 
     return true;
 }
 
+/* rate: and rx_rate: have one shape; this is where one of them goes. */
+struct rate_target {
+    const char *what; /* "rate" or "rx_rate" */
+    uint64_t *bits, *burst;
+    struct sdf_loc *burst_loc;
+};
+
 static void rate_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj)
 {
-    struct sdf_net_client_spec *cl = obj;
+    struct rate_target *t = obj;
     if (!strcmp(key, "bits")) {
         if (!expect(c, v, YAML_SCALAR_NODE, "rate bits"))
             return;
         uint64_t x;
         if (!parse_bits(scalar(v), &x))
             sdf_error(c->errs, loc_of(v),
-                      "rate bits '%s' is not a rate; expected bits per second as a decimal "
+                      "%s bits '%s' is not a rate; expected bits per second as a decimal "
                       "integer with an optional K, M or G suffix (10^3, 10^6, 10^9)",
-                      scalar(v));
+                      t->what, scalar(v));
         else if (x < 8000 || x > NET_MAX_BITS)
             sdf_error(c->errs, loc_of(v),
-                      "rate bits %" PRIu64 " is out of range; expected 8000 (8K) to %llu "
+                      "%s bits %" PRIu64 " is out of range; expected 8000 (8K) to %llu "
                       "bits per second",
-                      x, NET_MAX_BITS);
+                      t->what, x, NET_MAX_BITS);
         else
-            cl->rate_bits = x;
+            *t->bits = x;
     } else if (!strcmp(key, "burst")) {
-        cl->burst_loc = loc_of(v);
-        get_u64(c, v, "burst", 1ull << 30, &cl->burst);
+        *t->burst_loc = loc_of(v);
+        get_u64(c, v, "burst", 1ull << 30, t->burst);
     }
+}
+
+static void parse_rate(struct ctx *c, yaml_node_t *v, struct rate_target *t)
+{
+    if (!expect(c, v, YAML_MAPPING_NODE, t->what))
+        return;
+    static const char *const keys[] = {"bits", "burst", NULL};
+    require(c, v, t->what, keys);
+    for_keys(c, v, t->what, keys, rate_key, t);
+}
+
+/* One entry of ipv4: or ipv6:, an address or a prefix ("10.77.0.10",
+ * "10.77.0.0/24", "fd00::10", "fd00::/64"). */
+static void get_addr(struct ctx *c, yaml_node_t *v, int family, struct sdf_net_client_spec *cl)
+{
+    const char *what = family == AF_INET ? "ipv4 address" : "ipv6 address";
+    if (!expect(c, v, YAML_SCALAR_NODE, what))
+        return;
+    const char *s = scalar(v);
+    unsigned max = family == AF_INET ? 32 : 128, prefix = max;
+    char host[INET6_ADDRSTRLEN + 1];
+    const char *slash = strchr(s, '/');
+    size_t n = slash ? (size_t)(slash - s) : strlen(s);
+    bool ok = n < sizeof(host);
+    if (ok) {
+        memcpy(host, s, n);
+        host[n] = 0;
+    }
+    if (ok && slash) {
+        char *end;
+        errno = 0;
+        unsigned long p = strtoul(slash + 1, &end, 10);
+        ok = isdigit((unsigned char)slash[1]) && !*end && !errno && p <= max;
+        prefix = (unsigned)p;
+    }
+    struct sdf_net_addr a = {.family = family, .prefix = prefix, .loc = loc_of(v)};
+    if (!ok || inet_pton(family, host, a.addr) != 1) {
+        sdf_error(c->errs, loc_of(v),
+                  "%s '%s' is not valid; expected %s, optionally with /prefix (0 to %u)", what, s,
+                  family == AF_INET ? "a dotted IPv4 address like 10.77.0.10"
+                                    : "an IPv6 address like fd00::10",
+                  max);
+        return;
+    }
+    /* Bits below the prefix must be zero, as in a route: "10.77.0.10/24"
+     * is more likely a mistake than a wish for the whole /24. */
+    for (unsigned b = prefix; b < max; b++)
+        if (a.addr[b / 8] >> (7 - b % 8) & 1u) {
+            sdf_error(c->errs, loc_of(v),
+                      "%s '%s' has bits set below its /%u prefix; expected the prefix's first "
+                      "address, or no /prefix for a single address",
+                      what, s, prefix);
+            return;
+        }
+    if (prefix == 0) {
+        sdf_error(c->errs, loc_of(v),
+                  "%s '%s' would allow every address; expected a prefix of at least /1", what, s);
+        return;
+    }
+    cl->addrs = xrealloc(cl->addrs, (cl->naddrs + 1) * sizeof(*cl->addrs));
+    cl->addrs[cl->naddrs++] = a;
+}
+
+static void parse_addrs(struct ctx *c, yaml_node_t *v, int family, struct sdf_net_client_spec *cl)
+{
+    const char *what = family == AF_INET ? "ipv4" : "ipv6";
+    if (!expect(c, v, YAML_SEQUENCE_NODE, what))
+        return;
+    size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+    if (n > NET_MAX_ADDRS) {
+        sdf_error(c->errs, loc_of(v), "%s lists %zu addresses; expected at most %d", what, n,
+                  NET_MAX_ADDRS);
+        return;
+    }
+    for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++)
+        get_addr(c, yaml_document_get_node(c->doc, *it), family, cl);
 }
 
 /* Keys of a client's config that the network sets itself. */
@@ -933,7 +1197,7 @@ static void client_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj
     } else if (!strcmp(key, "tap")) {
         cl->has_tap = true;
         parse_tap(c, v, &cl->tap, false);
-    } else if (!strcmp(key, "program") || !strcmp(key, "fault")) {
+    } else if (!strcmp(key, "program") || !strcmp(key, "fault") || !strcmp(key, "limits")) {
         component_key(c, key, v, &cl->comp);
     } else if (!strcmp(key, "config")) {
         cl->has_config = true;
@@ -955,7 +1219,17 @@ static void client_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj
         cl->mac_loc = loc_of(v);
         cl->has_mac = get_mac(c, v, "client mac", cl->mac);
     } else if (!strcmp(key, "buffers")) {
+        cl->buffers_loc = loc_of(v);
         get_range(c, v, "client buffers", 8, 16384, &cl->buffers);
+    } else if (!strcmp(key, "rx_share")) {
+        cl->rx_share_loc = loc_of(v);
+        get_range(c, v, "rx_share", 1, 65536, &cl->rx_share);
+    } else if (!strcmp(key, "ipv4")) {
+        parse_addrs(c, v, AF_INET, cl);
+    } else if (!strcmp(key, "ipv6")) {
+        parse_addrs(c, v, AF_INET6, cl);
+    } else if (!strcmp(key, "dhcp")) {
+        get_bool(c, v, "dhcp", &cl->dhcp);
     } else if (!strcmp(key, "broadcast")) {
         get_bool(c, v, "broadcast", &cl->broadcast);
     } else if (!strcmp(key, "multicast")) {
@@ -981,12 +1255,13 @@ static void client_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj
             cl->peer_locs[cl->npeers++] = loc_of(e);
         }
     } else if (!strcmp(key, "rate")) {
-        if (!expect(c, v, YAML_MAPPING_NODE, "rate"))
-            return;
         cl->has_rate = true;
-        static const char *const keys[] = {"bits", "burst", NULL};
-        require(c, v, "rate", keys);
-        for_keys(c, v, "rate", keys, rate_key, cl);
+        struct rate_target t = {"rate", &cl->rate_bits, &cl->burst, &cl->burst_loc};
+        parse_rate(c, v, &t);
+    } else if (!strcmp(key, "rx_rate")) {
+        cl->has_rx_rate = true;
+        struct rate_target t = {"rx_rate", &cl->rx_rate_bits, &cl->rx_burst, &cl->rx_burst_loc};
+        parse_rate(c, v, &t);
     }
 }
 
@@ -999,9 +1274,10 @@ static void parse_client(struct ctx *c, yaml_node_t *n, struct sdf_net_client_sp
     cl->comp.backoff_max_ms = 1000;
     cl->buffers = 256;
     cl->broadcast = cl->multicast = true;
-    static const char *const keys[] = {"name",      "tap",   "program", "config",
-                                       "fault",     "mac",   "buffers", "broadcast",
-                                       "multicast", "peers", "rate",    NULL};
+    static const char *const keys[] = {"name",   "tap",  "program", "config",    "fault",
+                                       "limits", "mac",  "buffers", "broadcast", "multicast",
+                                       "peers",  "rate", "rx_rate", "rx_share",  "ipv4",
+                                       "ipv6",   "dhcp", NULL};
     static const char *const req[] = {"name", NULL};
     require(c, n, "client", req);
     bool tap = has_key(c, n, "tap"), program = has_key(c, n, "program");
@@ -1045,6 +1321,14 @@ static void driver_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj
     }
 }
 
+/* A network's limits: {core: ..., clients: ...}: defaults for its trusted
+ * components and for its clients. */
+static void net_limits_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj)
+{
+    struct sdf_net_spec *net = obj;
+    parse_limits(c, v, !strcmp(key, "core") ? &net->core_limits : &net->client_limits);
+}
+
 static void network_key(struct ctx *c, const char *key, yaml_node_t *v, void *obj)
 {
     struct sdf_net_spec *net = obj;
@@ -1068,10 +1352,16 @@ static void network_key(struct ctx *c, const char *key, yaml_node_t *v, void *ob
         if (!expect(c, v, YAML_MAPPING_NODE, "driver"))
             return;
         net->driver.loc = loc_of(v);
-        static const char *const keys[] = {"program", "config", "fault", NULL};
+        static const char *const keys[] = {"program", "config", "fault", "limits", NULL};
         for_keys(c, v, "driver", keys, driver_key, net);
     } else if (!strcmp(key, "buffers")) {
+        net->buffers_loc = loc_of(v);
         get_range(c, v, "network buffers", 16, 65536, &net->buffers);
+    } else if (!strcmp(key, "limits")) {
+        if (!expect(c, v, YAML_MAPPING_NODE, "limits"))
+            return;
+        static const char *const keys[] = {"core", "clients", NULL};
+        for_keys(c, v, "network limits", keys, net_limits_key, net);
     } else if (!strcmp(key, "buffer_size")) {
         uint32_t x;
         if (!get_range(c, v, "buffer_size", NET_MIN_BUFFER_SIZE, 65536, &x))
@@ -1124,7 +1414,7 @@ static void parse_networks(struct ctx *c, yaml_node_t *seq)
         net->buffers = 512;
         net->buffer_size = 2048;
         static const char *const keys[] = {"name",        "nic",     "driver", "buffers",
-                                           "buffer_size", "clients", NULL};
+                                           "buffer_size", "clients", "limits", NULL};
         static const char *const req[] = {"name", "nic", "clients", NULL};
         require(c, n, "network", req);
         for_keys(c, n, "network", keys, network_key, net);
@@ -1619,8 +1909,10 @@ void sdf_free(struct sdf_system *sys)
         free(sys->channels[i].end[1].component);
     }
     for (size_t i = 0; i < sys->nnetworks; i++) {
-        for (size_t k = 0; k < sys->networks[i].nclients; k++)
+        for (size_t k = 0; k < sys->networks[i].nclients; k++) {
             free(sys->networks[i].clients[k].name);
+            free(sys->networks[i].clients[k].addrs);
+        }
         free(sys->networks[i].clients);
         free(sys->networks[i].name);
     }

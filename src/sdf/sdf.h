@@ -74,7 +74,7 @@ struct sdf_limits {
     bool has_cpu, has_weight, has_memory, has_threads;
     uint32_t cpu_budget_us, cpu_period_us; /* at most budget per period; budget 0: no cap */
     uint32_t weight;                       /* share under contention, 1..10000 (100: normal) */
-    uint64_t memory; /* private allowance in bytes, on top of the regions it maps */
+    uint64_t memory;  /* private allowance in bytes, on top of the regions it maps */
     uint32_t threads; /* tasks (threads and processes) at once */
     struct sdf_loc loc;
 };
@@ -188,6 +188,10 @@ struct sdf_machine {
 struct sdf_net_client {
     char *name;
     uint8_t mac[6];
+    char *addrs;               /* bound addresses and prefixes, comma-separated ("" if none) */
+    bool dhcp;                 /* its IPv4 address may also be learned from DHCP */
+    uint32_t rx_share;         /* shared receive buffers it may hold */
+    uint64_t tx_rate, rx_rate; /* bits per second each way, 0: unlimited */
 };
 
 struct sdf_network {

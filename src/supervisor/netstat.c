@@ -9,6 +9,7 @@
 
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "devmux/net.h"
 
@@ -54,6 +55,23 @@ static void drops(FILE *f, const char *side, const uint64_t *a, const uint64_t *
     }
 }
 
+/* The addresses a client may use: bound=ADDR,... (none: bound=-), and
+ * with dhcp: true the lease DHCP gave it (lease=- while it has none). */
+static void bound(FILE *f, const struct sdf_net_client *c, uint64_t lease)
+{
+    fprintf(f, " bound=%s", *c->addrs ? c->addrs : "-");
+    if (!c->dhcp)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint32_t a = NET_LEASE_ADDR(lease);
+    if (!lease || NET_LEASE_END(lease) <= (uint64_t)ts.tv_sec)
+        fputs(" lease=-", f);
+    else
+        fprintf(f, " lease=%u.%u.%u.%u/%llus", a >> 24, a >> 16 & 255, a >> 8 & 255, a & 255,
+                (unsigned long long)(NET_LEASE_END(lease) - (uint64_t)ts.tv_sec));
+}
+
 static void report_one(struct sup *s, const struct sdf_network *net, FILE *f)
 {
     char name[160];
@@ -64,6 +82,9 @@ static void report_one(struct sup *s, const struct sdf_network *net, FILE *f)
     const struct net_tx_stats *tx = view_item(s, &vt, name, NET_ITEM_STATS, sizeof(*tx));
     snprintf(name, sizeof(name), "%s.%s", net->name, NET_REGION_DRV_RX);
     const struct net_drv_stats *drv = view_item(s, &vd, name, NET_ITEM_STATS, sizeof(*drv));
+    snprintf(name, sizeof(name), "%s.%s", net->name, NET_REGION_BIND);
+    struct view vl;
+    const struct net_leases *ls = view_item(s, &vl, name, NET_ITEM_LEASES, sizeof(*ls));
     fprintf(f, "network %s\n", net->name);
     if (drv) {
         fprintf(f,
@@ -94,6 +115,7 @@ static void report_one(struct sup *s, const struct sdf_network *net, FILE *f)
         const uint8_t *m = c->mac;
         fprintf(f, "client %s mac=%02x:%02x:%02x:%02x:%02x:%02x", c->name, m[0], m[1], m[2], m[3],
                 m[4], m[5]);
+
         if (cp)
             fprintf(f, " rx_packets=%llu rx_bytes=%llu", (unsigned long long)cp->delivered.packets,
                     (unsigned long long)cp->delivered.bytes);
@@ -102,6 +124,17 @@ static void report_one(struct sup *s, const struct sdf_network *net, FILE *f)
                     (unsigned long long)tx->client[i].packets,
                     (unsigned long long)tx->client[i].bytes, (unsigned long long)tx->local[i],
                     (unsigned long long)tx->throttled[i]);
+        bound(f, c, ls ? atomic_load(&ls->lease[i]) : 0);
+        if (c->tx_rate || c->rx_rate)
+            fprintf(f, " tx_rate=%llu rx_rate=%llu", (unsigned long long)c->tx_rate,
+                    (unsigned long long)c->rx_rate);
+        if (rx)
+            fprintf(f, " rx_held=%llu rx_share=%u", (unsigned long long)rx->held[i], c->rx_share);
+        if (tx)
+            fprintf(f, " resyncs=%llu resyncs_deferred=%llu garbage_pauses=%llu",
+                    (unsigned long long)(tx->resyncs[i] + (cp ? cp->resyncs : 0)),
+                    (unsigned long long)(tx->resyncs_deferred[i] + (cp ? cp->resyncs_deferred : 0)),
+                    (unsigned long long)(tx->garbage_pauses[i] + (cp ? cp->garbage_pauses : 0)));
         if (rx)
             drops(f, "rx", rx->client[i].drops, cp ? cp->delivered.drops : NULL);
         if (tx)
@@ -112,6 +145,7 @@ static void report_one(struct sup *s, const struct sdf_network *net, FILE *f)
     unview(&vr);
     unview(&vt);
     unview(&vd);
+    unview(&vl);
 }
 
 int sup_net_report(struct sup *s, const char *which, FILE *f)

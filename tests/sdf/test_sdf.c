@@ -260,7 +260,33 @@ static void valid_network_expands(void **state)
         assert_string_equal(cfg(v, "client.1.rate"), "0");
         assert_string_equal(cfg(v, "client.1.burst"), "0");
         assert_string_equal(cfg(v, "client.1.quota"), "200");
+        /* Isolation: bound addresses with their prefixes, DHCP, shares
+         * (the default keeps half the pool for the other client), rx_rate. */
+        assert_string_equal(cfg(v, "client.0.ipv4"), "10.0.0.10/32,10.0.1.0/24");
+        assert_string_equal(cfg(v, "client.0.ipv6"), "fd00::a/128,fd01::/64");
+        assert_string_equal(cfg(v, "client.0.dhcp"), "0");
+        assert_string_equal(cfg(v, "client.0.rx_share"), "200");
+        assert_string_equal(cfg(v, "client.0.rx_rate"), "20000000");
+        assert_string_equal(cfg(v, "client.0.rx_burst"), "32768");
+        assert_string_equal(cfg(v, "client.1.ipv4"), "");
+        assert_string_equal(cfg(v, "client.1.dhcp"), "1");
+        assert_string_equal(cfg(v, "client.1.rx_share"), "50");
+        assert_string_equal(cfg(v, "client.1.rx_rate"), "0");
     }
+    /* Limits: the trusted core at ten times a client's weight; a client's
+     * own limits over the network's client defaults over the class's. */
+    assert_true(rxv->limits.has_weight && rxv->limits.weight == 1000);
+    assert_true(drv->limits.has_weight && drv->limits.weight == 1000);
+    assert_int_equal(comp(sys, "lan0.copy.a")->limits.weight, 1000);
+    assert_false(rxv->limits.has_memory);
+    assert_true(a->limits.has_weight && a->limits.weight == 100);
+    assert_true(a->limits.has_threads && a->limits.threads == 16);
+    assert_true(a->limits.has_memory && a->limits.memory == 64u << 20);
+    assert_false(a->limits.has_cpu);
+    assert_true(b->limits.has_memory && b->limits.memory == 32u << 20);
+    assert_true(b->limits.has_cpu && b->limits.cpu_budget_us == 2500 &&
+                b->limits.cpu_period_us == 10000);
+    assert_true(b->limits.has_threads && b->limits.threads == 16);
     assert_string_equal(cfg(comp(sys, "lan0.copy.b"), "client"), "b");
     assert_string_equal(cfg(comp(sys, "lan0.copy.b"), "index"), "1");
     assert_string_equal(cfg(b, "ip"), "10.0.0.30/24");
@@ -285,9 +311,9 @@ static void valid_network_expands(void **state)
 
     /* Regions: sizes from the layout, in pages; items in the documented order. */
     const struct sdf_region *r = region(sys, "lan0.rx_dma");
-    assert_int_equal(r->size, pages(100 * 2048));
+    assert_int_equal(r->size, pages(400 * 2048));
     assert_string_equal(r->items[0].name, "buffers");
-    assert_int_equal(r->items[0].count, 100);
+    assert_int_equal(r->items[0].count, 400);
     assert_int_equal(r->items[0].elem, 2048);
     assert_true(maps(r, "lan0.driver", true));
     assert_true(maps(r, "lan0.rxvirt", false));
@@ -301,14 +327,14 @@ static void valid_network_expands(void **state)
     r = region(sys, "lan0.drv_rx");
     assert_int_equal(r->nitems, 4);
     assert_string_equal(r->items[0].name, "free");
-    assert_int_equal(r->items[0].count, 128);
+    assert_int_equal(r->items[0].count, 512);
     assert_string_equal(r->items[1].name, "active");
-    assert_int_equal(r->items[1].offset, DMQ_RING_BYTES(128));
+    assert_int_equal(r->items[1].offset, DMQ_RING_BYTES(512));
     assert_string_equal(r->items[2].name, "sync");
     assert_int_equal(r->items[2].size, NET_SYNC_BYTES);
     assert_string_equal(r->items[3].name, "stats");
     assert_int_equal(r->items[3].size, 512);
-    assert_int_equal(r->size, pages(2 * DMQ_RING_BYTES(128) + NET_SYNC_BYTES + 512));
+    assert_int_equal(r->size, pages(2 * DMQ_RING_BYTES(512) + NET_SYNC_BYTES + 512));
     assert_true(maps(r, "lan0.driver", true) && maps(r, "lan0.rxvirt", true));
     r = region(sys, "lan0.drv_tx");
     assert_string_equal(r->items[0].name, "active");
@@ -334,7 +360,10 @@ static void valid_network_expands(void **state)
     r = region(sys, "lan0.a.tx");
     assert_int_equal(r->items[3].count, 256);
     assert_true(maps(r, "a", true) && maps(r, "lan0.txvirt", true));
-    assert_int_equal(sys->nregions, 1 + 7 + 2 * 3);
+    r = region(sys, "lan0.bind");
+    assert_true(maps(r, "lan0.rxvirt", true) && maps(r, "lan0.txvirt", false));
+    assert_int_equal(r->nmaps, 2);
+    assert_int_equal(sys->nregions, 1 + 8 + 2 * 3);
 
     /* Channels with the ids of devmux/net.h. */
     check_channel(sys, "lan0.drv_rx", "lan0.driver", 0, "lan0.rxvirt", 0);

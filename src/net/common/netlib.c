@@ -113,6 +113,12 @@ int net_policy_load(struct net_policy *p)
         c->rate_bps = client_u64(i, "rate", 0);
         c->burst = client_u64(i, "burst", 0);
         c->quota = (uint32_t)client_u64(i, "quota", 256);
+        c->rx_rate_bps = client_u64(i, "rx_rate", 0);
+        c->rx_burst = client_u64(i, "rx_burst", 0);
+        c->rx_share = (uint32_t)client_u64(i, "rx_share", 0);
+        c->ipv4 = client_key(i, "ipv4", "");
+        c->ipv6 = client_key(i, "ipv6", "");
+        c->dhcp = client_u64(i, "dhcp", 0) != 0;
         const char *peers = client_key(i, "peers", "");
         while (*peers) {
             char *end;
@@ -127,6 +133,25 @@ int net_policy_load(struct net_policy *p)
         }
     }
     return 0;
+}
+
+uint64_t net_resync_wait(struct net_resync_limit *l)
+{
+    const uint64_t cap = NET_RESYNC_BURST * NET_RESYNC_INTERVAL_NS;
+    uint64_t now = devmux_now_ns();
+    if (!l->last_ns)
+        l->credit_ns = cap; /* a fresh limiter starts with a full bucket */
+    else
+        l->credit_ns =
+            now - l->last_ns >= cap - l->credit_ns ? cap : l->credit_ns + now - l->last_ns;
+    l->last_ns = now;
+    if (l->faulted || l->credit_ns >= NET_RESYNC_INTERVAL_NS) {
+        l->credit_ns =
+            l->credit_ns >= NET_RESYNC_INTERVAL_NS ? l->credit_ns - NET_RESYNC_INTERVAL_NS : 0;
+        l->faulted = false;
+        return 0;
+    }
+    return NET_RESYNC_INTERVAL_NS - l->credit_ns;
 }
 
 int net_policy_find(const struct net_policy *p, const uint8_t *mac)

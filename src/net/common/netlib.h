@@ -36,6 +36,20 @@ static inline uint32_t net_sync_pending(struct net_sync *s, uint32_t acked)
     uint32_t req = atomic_load_explicit(&s->request, memory_order_acquire);
     return req == acked ? 0 : req;
 }
+/* A survivor answers restart handshakes at a bounded rate: a peer that asks
+ * again and again without restarting must not keep it busy resetting
+ * queues.  A request after a fault the supervisor reported is answered at
+ * once (a real restart is never slowed); others take a token from a
+ * bucket of NET_RESYNC_BURST refilled one per NET_RESYNC_INTERVAL_NS. */
+#define NET_RESYNC_BURST       4
+#define NET_RESYNC_INTERVAL_NS 100000000ull /* 10 a second: faster than any restart back-off */
+struct net_resync_limit {
+    uint64_t credit_ns, last_ns;
+    bool faulted; /* peer_fault seen since the last answer */
+};
+/* 0: answer now (the token is taken); else ns until it may be answered. */
+uint64_t net_resync_wait(struct net_resync_limit *l);
+
 /* The pair is reset: answer req on channel ch and remember it in *acked. */
 static inline void net_sync_ack(struct net_sync *s, uint32_t req, uint32_t *acked,
                                 microkit_channel ch)
@@ -50,10 +64,14 @@ struct net_client_policy {
     char name[64];
     uint8_t mac[NET_MAC_LEN];
     bool broadcast, multicast;
-    uint64_t peers;    /* bit j: this client may send to client j directly */
-    uint64_t rate_bps; /* 0: unlimited */
-    uint64_t burst;    /* bytes */
-    uint32_t quota;    /* its buffers */
+    uint64_t peers;                 /* bit j: this client may send to client j directly */
+    uint64_t rate_bps;              /* 0: unlimited */
+    uint64_t burst;                 /* bytes */
+    uint32_t quota;                 /* its buffers */
+    uint64_t rx_rate_bps, rx_burst; /* policing of what it receives; 0: none */
+    uint32_t rx_share;              /* shared receive buffers it may hold */
+    const char *ipv4, *ipv6;        /* bound addresses, "a/len,..." ("" if none) */
+    bool dhcp;                      /* its IPv4 address may come from DHCP */
 };
 
 struct net_policy {

@@ -34,10 +34,24 @@ static bool cl_up = true, virt_up = true;
 static bool cl_wait, virt_wait; /* our own restart handshake is pending */
 static uint32_t acked, request;
 static struct net_ratelog rl;
+static struct net_resync_limit resync_limit; /* the client's handshakes */
+static bool resync_put_off;                  /* one is waiting for the timer */
+
+/* Descriptors a frame may make us look at on rx.free before it is dropped
+ * for want of a client buffer: the shared buffer is held meanwhile, so a
+ * client feeding garbage must not make that time unbounded. */
+#define SCAN_PER_FRAME 32
+/* Refused descriptors per window before the client's rx.free is left alone
+ * for the rest of it (as in the tx virtualiser). */
+#define GARBAGE_BUDGET    256
+#define GARBAGE_WINDOW_NS 10000000ull
+static uint32_t garbage;
+static uint64_t garbage_window_ns, paused_until_ns;
 
 static void on_fault(void *ctx, enum dmq_fault f, const char *queue, uint64_t a, uint64_t b)
 {
     (void)ctx;
+    garbage++;
     stats->delivered.drops[f == DMQ_FAULT_INDEX ? NET_DROP_BAD_INDEX : NET_DROP_BAD_DESC]++;
     net_log_limited(&rl, "client %s: %s on its %s queue (%#llx, %#llx); ignored", client,
                     f == DMQ_FAULT_INDEX  ? "index jump"
@@ -122,15 +136,37 @@ fail:
 
 static bool wake_client, wake_virt;
 
-/* Bounded by descriptors taken, not buffers accepted: a client feeding
- * garbage into rx.free must not keep us here. */
-static void take_client_buffers(void)
+/* Is the client sitting out a garbage window?  (net.md §4) */
+static bool client_paused(void)
+{
+    uint64_t now = devmux_now_ns();
+    if (now < paused_until_ns)
+        return true;
+    if (now - garbage_window_ns >= GARBAGE_WINDOW_NS) {
+        garbage_window_ns = now;
+        garbage = 0;
+    }
+    if (garbage <= GARBAGE_BUDGET)
+        return false;
+    paused_until_ns = garbage_window_ns + GARBAGE_WINDOW_NS;
+    stats->garbage_pauses++;
+    net_log_limited(&rl,
+                    "client %s: over %d refused descriptors in %llu ms; its rx.free is "
+                    "not read for the rest of it",
+                    client, GARBAGE_BUDGET, (unsigned long long)(GARBAGE_WINDOW_NS / 1000000));
+    return true;
+}
+
+/* Bounded by descriptors taken (at most `limit`), not buffers accepted: a
+ * client feeding garbage into rx.free must not keep us here. */
+static void take_client_buffers(uint32_t limit)
 {
     struct dmq_desc d;
     uint32_t i;
     int r;
-    for (uint32_t n = 0;
-         n <= cl_free.q.mask && top < cl_count && (r = dmq_dequeue(&cl_free, &d)) >= 0; n++) {
+    if (client_paused())
+        return;
+    for (uint32_t n = 0; n < limit && top < cl_count && (r = dmq_dequeue(&cl_free, &d)) >= 0; n++) {
         wake_client |= r == 1;
         if (dmq_pool_accept(&cl_pool, &cl_free.q, &d, &i))
             stack[top++] = i;
@@ -150,7 +186,7 @@ static void copy_one(const struct dmq_desc *d)
         return;
     }
     if (!top) {
-        take_client_buffers();
+        take_client_buffers(SCAN_PER_FRAME);
         if (!top) {
             stats->delivered.drops[NET_DROP_NO_BUFFER]++;
             return;
@@ -177,7 +213,7 @@ static void run(void)
     for (unsigned pass = 0; more && pass < 64; pass++) {
         struct dmq_desc d;
         if (cl_up)
-            take_client_buffers();
+            take_client_buffers(cl_free.q.mask + 1);
         int r;
         while (dmq_space(&virt_free) && (r = dmq_dequeue(&virt_active, &d)) >= 0) {
             wake_virt |= r == 1;
@@ -195,6 +231,8 @@ static void run(void)
     }
     if (more)
         devmux_timeout(1000);
+    else if (resync_put_off)
+        devmux_timeout(NET_RESYNC_INTERVAL_NS / 2);
 }
 
 /* Our own restart: has the survivor of this pair answered? */
@@ -217,8 +255,23 @@ static void own_handshake(microkit_channel ch)
 static void resync(void)
 {
     uint32_t req = net_sync_pending(sync_, acked);
-    if (!req || attach_client(true))
+    if (!req)
         return;
+    if (net_resync_wait(&resync_limit)) {
+        /* Asked again without having restarted: answered later, counted. */
+        if (!resync_put_off)
+            stats->resyncs_deferred++;
+        resync_put_off = true;
+        net_log_limited(&rl,
+                        "client %s: asks for restart handshakes faster than it restarts; "
+                        "answered at most %llu a second",
+                        client, 1000000000ull / NET_RESYNC_INTERVAL_NS);
+        return;
+    }
+    resync_put_off = false;
+    if (attach_client(true))
+        return;
+    stats->resyncs++;
     if (cl_wait) {
         /* Both of us restarted.  The client's request resets the pair for
          * both, so ours is withdrawn before the client can see it: it reads
@@ -234,7 +287,7 @@ static void resync(void)
 void notified(microkit_channel ch)
 {
     own_handshake(ch);
-    if (ch == NET_COPY_CH_CLIENT)
+    if (ch == NET_COPY_CH_CLIENT || (ch == DEVMUX_TIMER_CHANNEL && resync_put_off))
         resync();
     if (virt_up)
         run();
@@ -243,8 +296,10 @@ void notified(microkit_channel ch)
 void peer_fault(microkit_channel ch, const struct devmux_fault_info *info)
 {
     (void)info;
-    if (ch == NET_COPY_CH_CLIENT)
+    if (ch == NET_COPY_CH_CLIENT) {
         cl_up = false;
+        resync_limit.faulted = true;
+    }
 }
 
 void peer_ready(microkit_channel ch)

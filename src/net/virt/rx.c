@@ -13,6 +13,7 @@
 #include "devmux/net.h"
 #include "devmux/queue.h"
 #include "net/common/netlib.h"
+#include "net/virt/bind.h"
 
 #define BATCH 64
 
@@ -22,6 +23,14 @@ struct copier {
     struct net_sync *sync;
     uint32_t acked; /* restart request last acknowledged */
     bool up, notify, wake;
+    /* Shared buffers (rx_dma and tx_dma) queued for this copier or held by
+     * it: at most pol.c[k].rx_share, so no client, slow or flooded, can pin
+     * more of the pool than its share (net.md §5). */
+    uint32_t held;
+    /* Ingress policing (rx_rate): a token bucket in bit-nanoseconds per
+     * second, as the tx virtualiser's, but frames over it are dropped. */
+    unsigned __int128 tokens;
+    uint64_t last_ns;
 };
 
 /* One shared buffer pool: rx_dma (from the driver) or tx_dma (local). */
@@ -48,6 +57,7 @@ static uint32_t drv_acked;
 static struct dmq_consumer local_active;
 static struct dmq_producer local_free;
 static struct net_ratelog log_core;
+static struct net_leases *leases; /* what DHCP gave clients with dhcp: true */
 
 static void on_fault(void *ctx, enum dmq_fault f, const char *queue, uint64_t a, uint64_t b)
 {
@@ -96,10 +106,12 @@ void init(void)
         goto fail;
     const struct devmux_item *st = net_item(NULL, NET_REGION_RX_STATS, NET_ITEM_STATS);
     const struct devmux_item *sy = net_item(NULL, NET_REGION_DRV_RX, NET_ITEM_SYNC);
-    if (!st || !sy || st->size < sizeof(*stats) || pool_init(&rxp, NET_REGION_RX_DMA) ||
-        pool_init(&txp, NET_REGION_TX_DMA))
+    const struct devmux_item *ls = net_item(NULL, NET_REGION_BIND, NET_ITEM_LEASES);
+    if (!st || !sy || !ls || st->size < sizeof(*stats) || ls->size < sizeof(*leases) ||
+        pool_init(&rxp, NET_REGION_RX_DMA) || pool_init(&txp, NET_REGION_TX_DMA))
         goto fail;
     stats = st->addr;
+    leases = ls->addr;
     drv_sync = sy->addr;
     drv_stack = calloc(rxp.count, sizeof(*drv_stack));
     if (!drv_stack ||
@@ -119,6 +131,11 @@ void init(void)
         copiers[i].sync = cs->addr;
         copiers[i].acked = atomic_load(&copiers[i].sync->ack);
         copiers[i].up = true;
+        copiers[i].tokens = (unsigned __int128)pol.c[i].rx_burst * 8 * 1000000000u;
+        copiers[i].last_ns = devmux_now_ns();
+        if (!pol.c[i].rx_share)
+            pol.c[i].rx_share = rxp.count / 2;
+        stats->held[i] = 0;
     }
     /* Every receive buffer starts with the driver. */
     for (uint32_t j = rxp.count; j-- > 0;)
@@ -138,6 +155,45 @@ static void give_driver(void)
         dmq_put(&drv_free, &d);
         dmq_pool_give(&drv_pool, j);
     }
+}
+
+/* Ingress policing: may client k receive len more bytes now?  Unlike the
+ * sending side, which shapes, excess here is dropped: the frames are on
+ * their way in and nobody upstream would see backpressure. */
+static bool rx_rate_allows(unsigned k, uint32_t len)
+{
+    uint64_t rate = pol.c[k].rx_rate_bps;
+    if (!rate)
+        return true;
+    struct copier *c = &copiers[k];
+    const unsigned __int128 ns_per_s = 1000000000u;
+    uint64_t now = devmux_now_ns();
+    unsigned __int128 cap = (unsigned __int128)pol.c[k].rx_burst * 8 * ns_per_s;
+    unsigned __int128 add = (unsigned __int128)(now - c->last_ns) * rate;
+    c->last_ns = now;
+    c->tokens = add >= cap - c->tokens ? cap : c->tokens + add;
+    unsigned __int128 need = (unsigned __int128)len * 8 * ns_per_s;
+    if (c->tokens < need)
+        return false;
+    c->tokens -= need;
+    return true;
+}
+
+/* A DHCP server's answer to client k, seen on its way: remember the lease,
+ * so the tx virtualiser lets the client use the address (bind.h). */
+static void snoop_dhcp(unsigned k, const uint8_t *f, uint32_t len)
+{
+    uint32_t addr, secs;
+    if (!net_dhcp_snoop(f, len, pol.c[k].mac, &addr, &secs))
+        return;
+    uint64_t now_s = devmux_now_ns() / 1000000000u;
+    uint64_t end = addr ? now_s + secs : 0;
+    if (end > UINT32_MAX)
+        end = UINT32_MAX;
+    atomic_store_explicit(&leases->lease[k], addr ? NET_LEASE(addr, end) : 0, memory_order_release);
+    devmux_log("client %s: DHCP %s %u.%u.%u.%u for %u s", pol.c[k].name,
+               addr ? "lease of" : "lease withdrawn (NAK)", addr >> 24, addr >> 16 & 255,
+               addr >> 8 & 255, addr & 255, secs);
 }
 
 static bool wants(unsigned k, const uint8_t *dst)
@@ -172,12 +228,26 @@ static unsigned deliver(struct pool *p, uint32_t j, uint32_t len, int src, bool 
             cc->drops[NET_DROP_PEER_DOWN]++;
             continue;
         }
+        /* Early, before any copier work: over its share or its rate, the
+         * frame is this client's loss alone. */
+        if (copiers[k].held >= pol.c[k].rx_share) {
+            cc->drops[NET_DROP_SHARE]++;
+            continue;
+        }
+        if (!rx_rate_allows(k, len)) {
+            cc->drops[NET_DROP_RATE]++;
+            continue;
+        }
+        if (!local && pol.c[k].dhcp)
+            snoop_dhcp(k, f, len);
         if (!dmq_space(&copiers[k].active)) {
             cc->drops[NET_DROP_QUEUE_FULL]++;
             continue;
         }
         dmq_put(&copiers[k].active, &d);
         copiers[k].notify = true;
+        copiers[k].held++;
+        stats->held[k] = copiers[k].held;
         p->holders[j] |= 1ull << k;
         cc->packets++;
         cc->bytes += len;
@@ -207,6 +277,9 @@ static void release(unsigned k, const struct dmq_desc *d)
         return;
     }
     p->holders[j] &= ~(1ull << k);
+    if (copiers[k].held)
+        copiers[k].held--;
+    stats->held[k] = copiers[k].held;
     if (p->holders[j])
         return;
     if (tx)

@@ -18,6 +18,7 @@
 #include "devmux/net.h"
 #include "devmux/queue.h"
 #include "net/common/netlib.h"
+#include "net/virt/bind.h"
 
 #define BATCH 32 /* frames per client per turn */
 
@@ -42,7 +43,22 @@ struct client {
     uint32_t inflight; /* tx_dma buffers holding its frames */
     bool notify_free;
     struct net_ratelog log;
+    struct net_binding bind;        /* the addresses it may use */
+    struct net_resync_limit resync; /* its restart handshakes */
+    bool resync_waiting;            /* a request put off; a timer brings us back */
+    /* Refused descriptors in the current garbage window, and until when it
+     * sits out because it went over the budget. */
+    uint32_t garbage;
+    uint64_t garbage_window_ns, paused_until_ns;
 };
+
+/* Work a client's garbage may cost us: refused descriptors per window.
+ * Beyond this it sits out the rest of the window, so garbage costs the
+ * core at most GARBAGE_BUDGET refusals per GARBAGE_WINDOW_NS per client
+ * (measured in docs/benchmarks.md), while an honest client never refuses
+ * anything and is never paused. */
+#define GARBAGE_BUDGET    256
+#define GARBAGE_WINDOW_NS 10000000ull
 
 static struct net_policy pol;
 static struct client clients[NET_MAX_CLIENTS];
@@ -62,12 +78,22 @@ static struct net_sync *drv_sync;
 static bool drv_up = true;
 static uint32_t drv_acked;
 static struct net_ratelog drv_log;
-static unsigned rr; /* next client to serve first */
+static unsigned rr;                     /* next client to serve first */
+static const struct net_leases *leases; /* DHCP-learned addresses (rx virt writes) */
+static uint64_t resync_at;              /* when a put-off handshake may be answered, 0: none */
+
+static void resync_wake(uint64_t wait)
+{
+    uint64_t at = devmux_now_ns() + wait;
+    if (!resync_at || at < resync_at)
+        resync_at = at;
+}
 
 static void on_client_fault(void *ctx, enum dmq_fault f, const char *queue, uint64_t a, uint64_t b)
 {
     struct client *c = ctx;
     int i = (int)(c - clients);
+    c->garbage++;
     stats->client[i].drops[f == DMQ_FAULT_INDEX ? NET_DROP_BAD_INDEX : NET_DROP_BAD_DESC]++;
     net_log_limited(&c->log, "client %s: %s on its %s queue (%#llx, %#llx); dropped", pol.c[i].name,
                     f == DMQ_FAULT_INDEX  ? "index jump"
@@ -126,8 +152,11 @@ void init(void)
     const struct devmux_item *it = net_item(NULL, NET_REGION_TX_DMA, NET_ITEM_BUFFERS);
     const struct devmux_item *st = net_item(NULL, NET_REGION_TX_STATS, NET_ITEM_STATS);
     const struct devmux_item *sy = net_item(NULL, NET_REGION_DRV_TX, NET_ITEM_SYNC);
-    if (!it || !st || !sy || st->size < sizeof(*stats) || it->elem < NET_MAX_FRAME)
+    const struct devmux_item *ls = net_item(NULL, NET_REGION_BIND, NET_ITEM_LEASES);
+    if (!it || !st || !sy || !ls || st->size < sizeof(*stats) || ls->size < sizeof(*leases) ||
+        it->elem < NET_MAX_FRAME)
         goto fail;
+    leases = ls->addr;
     dma = it->addr;
     dma_size = it->elem;
     dma_count = it->count;
@@ -165,6 +194,12 @@ void init(void)
         c->up = true;
         if (dmq_pool_init(&c->pool, (size_t)c->count * c->buf_size, c->buf_size, c->count, true))
             goto fail;
+        char err[128];
+        if (net_bind_parse(&c->bind, pol.c[i].mac, pol.c[i].ipv4, pol.c[i].ipv6, pol.c[i].dhcp, err,
+                           sizeof(err))) {
+            devmux_log("client %s: bound addresses: %s", pol.c[i].name, err);
+            goto fail;
+        }
         c->tokens = (unsigned __int128)pol.c[i].burst * 8 * 1000000000u;
         c->last_ns = devmux_now_ns();
         if (attach_client(i, false))
@@ -219,6 +254,20 @@ static void route(unsigned i, uint32_t j, uint32_t len)
                         "client %s: frame with source %02x:%02x:%02x:%02x:%02x:%02x, not its own "
                         "MAC; dropped",
                         pol.c[i].name, f[6], f[7], f[8], f[9], f[10], f[11]);
+        free_stack[free_top++] = j;
+        return;
+    }
+    uint64_t lease =
+        pol.c[i].dhcp ? atomic_load_explicit(&leases->lease[i], memory_order_acquire) : 0;
+    if (lease && NET_LEASE_END(lease) <= devmux_now_ns() / 1000000000u)
+        lease = 0; /* expired: the server may give the address to someone else */
+    unsigned why = net_bind_check(&clients[i].bind, NET_LEASE_ADDR(lease), f, len);
+    if (why != NET_DROP_REASONS) {
+        cc->drops[why]++;
+        net_log_limited(&clients[i].log,
+                        "client %s: %s frame (ethertype %02x%02x) with an address not bound to "
+                        "it; dropped",
+                        pol.c[i].name, net_drop_name(why), f[12], f[13]);
         free_stack[free_top++] = j;
         return;
     }
@@ -307,8 +356,33 @@ static void give_back(struct client *c, uint32_t idx)
 static bool serve_client(unsigned i, uint64_t *wake_ns)
 {
     struct client *c = &clients[i];
+    uint64_t now = devmux_now_ns();
+    if (now < c->paused_until_ns) {
+        uint64_t wait = c->paused_until_ns - now;
+        if (!*wake_ns || wait < *wake_ns)
+            *wake_ns = wait;
+        return false;
+    }
+    if (now - c->garbage_window_ns >= GARBAGE_WINDOW_NS) {
+        c->garbage_window_ns = now;
+        c->garbage = 0;
+    }
     unsigned n = 0;
     while (n < BATCH) {
+        if (c->garbage > GARBAGE_BUDGET) {
+            /* Sit out the rest of the window: its queue waits, ours don't. */
+            c->paused_until_ns = c->garbage_window_ns + GARBAGE_WINDOW_NS;
+            stats->garbage_pauses[i]++;
+            net_log_limited(&c->log,
+                            "client %s: over %d refused descriptors in %llu ms; not served "
+                            "for the rest of it",
+                            pol.c[i].name, GARBAGE_BUDGET,
+                            (unsigned long long)(GARBAGE_WINDOW_NS / 1000000));
+            uint64_t wait = c->paused_until_ns > now ? c->paused_until_ns - now : 1;
+            if (!*wake_ns || wait < *wake_ns)
+                *wake_ns = wait;
+            return false;
+        }
         if (!c->has_pending) {
             if (c->active.tail_seen == c->active.head && dmq_avail(&c->active) == 0)
                 return false;
@@ -324,6 +398,7 @@ static bool serve_client(unsigned i, uint64_t *wake_ns)
             if (!dmq_pool_accept(&c->pool, &c->active.q, &d, &idx))
                 continue;
             if (len < NET_MIN_FRAME || len > NET_MAX_FRAME) {
+                c->garbage++;
                 stats->client[i].drops[NET_DROP_BAD_LEN]++;
                 net_log_limited(&c->log, "client %s: frame of %u bytes; expected %d..%d; dropped",
                                 pol.c[i].name, len, NET_MIN_FRAME, NET_MAX_FRAME);
@@ -404,6 +479,11 @@ static void run(void)
             more = again;
         }
     }
+    if (resync_at) {
+        uint64_t now = devmux_now_ns(), in = resync_at > now ? resync_at - now : 1;
+        if (!wake_ns || in < wake_ns)
+            wake_ns = in;
+    }
     if (more)
         devmux_timeout(1000);
     else if (wake_ns)
@@ -415,10 +495,36 @@ static void resync_client(unsigned i)
 {
     struct client *c = &clients[i];
     uint32_t req = net_sync_pending(c->sync, c->acked);
-    if (!req || attach_client(i, true))
+    if (!req)
+        return;
+    uint64_t wait = net_resync_wait(&c->resync);
+    if (wait) {
+        /* Asked again without having restarted: answered later, counted. */
+        if (!c->resync_waiting)
+            stats->resyncs_deferred[i]++;
+        c->resync_waiting = true;
+        net_log_limited(&c->log,
+                        "client %s: asks for restart handshakes faster than it restarts; "
+                        "answered at most %llu a second",
+                        pol.c[i].name, 1000000000ull / NET_RESYNC_INTERVAL_NS);
+        resync_wake(wait);
+        return;
+    }
+    c->resync_waiting = false;
+    if (attach_client(i, true))
         return;
     c->up = true;
+    stats->resyncs[i]++;
     net_sync_ack(c->sync, req, &c->acked, NET_TXV_CH_CLIENT0 + i);
+}
+
+/* Put-off handshakes are looked at again on every timer. */
+static void resync_put_off(void)
+{
+    resync_at = 0;
+    for (unsigned i = 0; i < pol.n; i++)
+        if (clients[i].resync_waiting)
+            resync_client(i);
 }
 
 /* The driver is gone, and with it every buffer it held. */
@@ -445,6 +551,8 @@ static void resync_driver(void)
 
 void notified(microkit_channel ch)
 {
+    if (ch == DEVMUX_TIMER_CHANNEL)
+        resync_put_off();
     if (ch == NET_TXV_CH_DRV)
         resync_driver();
     else if (ch >= NET_TXV_CH_CLIENT0 && ch < NET_TXV_CH_CLIENT0 + pol.n)
@@ -461,6 +569,7 @@ void peer_fault(microkit_channel ch, const struct devmux_fault_info *info)
         run(); /* the buffers it held may unblock clients (local frames) */
     } else if (ch >= NET_TXV_CH_CLIENT0 && ch < NET_TXV_CH_CLIENT0 + pol.n) {
         clients[ch - NET_TXV_CH_CLIENT0].up = false;
+        clients[ch - NET_TXV_CH_CLIENT0].resync.faulted = true;
     }
 }
 
