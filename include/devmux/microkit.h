@@ -102,6 +102,14 @@ int devmux_device(const char *name, microkit_channel *irq);
  * one; 0 cancels.  On seL4 this is a timer driver's channel. */
 #define DEVMUX_TIMER_CHANNEL 63u
 void devmux_timeout(uint64_t ns);
+/* Leaves channel ch's notifications undelivered for ns nanoseconds; those
+ * that arrive meanwhile merge into one notified(ch) when the time is up.
+ * For a server whose untrusted peer notifies it without cause, so that a
+ * notification storm costs it one wake-up per quiet period, not one per
+ * notification.  On seL4 notifications already merge into one badge and
+ * the sender's scheduling context bounds how often it can signal; this is
+ * a no-op there. */
+void devmux_channel_quiet(microkit_channel ch, uint64_t ns);
 /* CLOCK_MONOTONIC in nanoseconds (no system call: vDSO). */
 uint64_t devmux_now_ns(void);
 

@@ -211,6 +211,9 @@ struct net_tx_stats {
     /* Turns skipped because client i's descriptors were refused more often
      * than its garbage budget allows (net.md §4). */
     uint64_t garbage_pauses[NET_MAX_CLIENTS];
+    /* Times client i's channel was left quiet because it notified without
+     * giving us anything to do (net.md §4). */
+    uint64_t notify_pauses[NET_MAX_CLIENTS];
 };
 
 /* <net>.<c>.copy stats: the copier of client c.  delivered = frames copied
@@ -219,6 +222,7 @@ struct net_copy_stats {
     struct net_counters delivered;
     uint64_t resyncs, resyncs_deferred; /* the client's handshakes on its rx pair */
     uint64_t garbage_pauses;            /* as in net_tx_stats, for rx.free */
+    uint64_t notify_pauses;             /* as in net_tx_stats */
 };
 
 /* <net>.drv_rx stats: the driver. */

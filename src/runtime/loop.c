@@ -20,6 +20,7 @@
 #define TAG_CTRL  0x300u
 #define TAG_IRQ   0x400u
 #define TAG_TIMER 0x500u
+#define TAG_QUIET 0x600u
 
 struct chan {
     int recv_fd, send_fd, call_fd, serve_fd;
@@ -28,6 +29,10 @@ struct chan {
 static struct chan chans[MICROKIT_MAX_CHANNELS];
 static uint64_t mrs[MICROKIT_MAX_MRS];
 static int epfd = -1, timer_fd = -1;
+/* devmux_channel_quiet: until when each channel's notifications wait, and
+ * the timer that brings them back. */
+static uint64_t quiet_until[MICROKIT_MAX_CHANNELS];
+static int quiet_fd = -1;
 /* Device descriptor whose readiness is the interrupt on channel ch, or -1;
  * irq_counted: it is an eventfd counting interrupts, which we drain. */
 static int irq_fd[MICROKIT_MAX_CHANNELS];
@@ -131,6 +136,48 @@ void devmux_timeout(uint64_t ns)
         devmux_log("devmux_timeout: %s", strerror(errno));
 }
 
+static void quiet_arm(void)
+{
+    uint64_t next = 0;
+    for (unsigned ch = 0; ch < MICROKIT_MAX_CHANNELS; ch++)
+        if (quiet_until[ch] && (!next || quiet_until[ch] < next))
+            next = quiet_until[ch];
+    struct itimerspec its = {0};
+    its.it_value.tv_sec = (time_t)(next / 1000000000u);
+    its.it_value.tv_nsec = (long)(next % 1000000000u);
+    if (next && !its.it_value.tv_sec && !its.it_value.tv_nsec)
+        its.it_value.tv_nsec = 1;
+    timerfd_settime(quiet_fd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
+void devmux_channel_quiet(microkit_channel ch, uint64_t ns)
+{
+    if (ch >= MICROKIT_MAX_CHANNELS || chans[ch].recv_fd < 0 || quiet_fd < 0 || !ns)
+        return;
+    /* Watched for nothing: the eventfd keeps counting, epoll stays quiet. */
+    struct epoll_event ev = {.events = 0, .data.u32 = TAG_RECV | ch};
+    if (epoll_ctl(epfd, EPOLL_CTL_MOD, chans[ch].recv_fd, &ev))
+        return;
+    quiet_until[ch] = devmux_now_ns() + ns;
+    quiet_arm();
+}
+
+/* The quiet time of some channels is over: watch them again, so that what
+ * arrived meanwhile is delivered, once. */
+static void quiet_expire(void)
+{
+    uint64_t cnt, now = devmux_now_ns();
+    (void)!read(quiet_fd, &cnt, sizeof(cnt));
+    for (unsigned ch = 0; ch < MICROKIT_MAX_CHANNELS; ch++) {
+        if (!quiet_until[ch] || quiet_until[ch] > now)
+            continue;
+        quiet_until[ch] = 0;
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = TAG_RECV | ch};
+        epoll_ctl(epfd, EPOLL_CTL_MOD, chans[ch].recv_fd, &ev);
+    }
+    quiet_arm();
+}
+
 static void watch(int fd, uint32_t tag)
 {
     struct epoll_event ev = {.events = EPOLLIN, .data.u32 = tag};
@@ -176,10 +223,38 @@ static int ctrl_read(struct dmx_ctrl *m, int *fd, bool block)
  * serve socket is never swapped under a call being served.  While the queue
  * is full, messages stay in the socket: nothing is dropped, and the loop
  * comes back for them (the descriptor stays readable). */
+/* The deferred list is full: a handler has run for long (init, a loop of
+ * protected calls) while a peer crash-looped.  Keep only the newest
+ * message of each kind per channel, in their order: a peer that faulted
+ * and came back a hundred times is, to the handler, one that did so once,
+ * and there are fewer kinds times channels than places in the list.  A
+ * call socket behind them must never wait for the handler to return. */
+static void deferred_compact(void)
+{
+    for (unsigned i = ndeferred; i-- > 0;) {
+        bool newer = false;
+        for (unsigned j = i + 1; j < ndeferred && !newer; j++)
+            newer = deferred[j].type == deferred[i].type && deferred[j].ch == deferred[i].ch &&
+                    deferred[j].type != 0;
+        if (newer) {
+            if (deferred[i].type == DMX_CTRL_SERVE_FD)
+                close((int)deferred[i].a);
+            deferred[i].type = 0; /* dropped (types start at 1) */
+        }
+    }
+    unsigned k = 0;
+    for (unsigned i = 0; i < ndeferred; i++)
+        if (deferred[i].type)
+            deferred[k++] = deferred[i];
+    ndeferred = k;
+}
+
 static void ctrl_drain(void)
 {
     struct dmx_ctrl m;
     int fd;
+    if (ndeferred == sizeof(deferred) / sizeof(deferred[0]))
+        deferred_compact();
     while (ndeferred < sizeof(deferred) / sizeof(deferred[0])) {
         int r = ctrl_read(&m, &fd, false);
         if (r < 0)
@@ -200,6 +275,8 @@ static void ctrl_drain(void)
             close(fd);
         }
         deferred[ndeferred++] = m;
+        if (ndeferred == sizeof(deferred) / sizeof(deferred[0]))
+            deferred_compact();
     }
 }
 
@@ -348,6 +425,10 @@ int main(void)
     if (timer_fd < 0)
         dmx_die("timerfd_create: %s", strerror(errno));
     watch(timer_fd, TAG_TIMER);
+    quiet_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (quiet_fd < 0)
+        dmx_die("timerfd_create: %s", strerror(errno));
+    watch(quiet_fd, TAG_QUIET);
 
     init();
     struct dmx_ctrl ready = {.type = DMX_CTRL_READY};
@@ -393,6 +474,8 @@ int main(void)
                 }
                 if (notified)
                     notified(ch);
+            } else if (tag == TAG_QUIET) {
+                quiet_expire();
             } else if (tag == TAG_TIMER) {
                 uint64_t cnt;
                 if (read(timer_fd, &cnt, sizeof(cnt)) == sizeof(cnt) && notified)

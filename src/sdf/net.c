@@ -430,11 +430,18 @@ static void virt_config(struct sdf_component *c, const struct sdf_net_spec *net,
 }
 
 /* The class's defaults for what its components may use of the machine
- * (docs/protocols/net.md, "Budgets"): the trusted core runs at ten times a
- * client's weight, so that no client, however busy, pushes the components
- * every client depends on off the CPU. */
+ * (docs/protocols/net.md §5, "The machine"): the trusted core runs at ten
+ * times a client's weight, so that no client, however busy, pushes the
+ * components every client depends on off the CPU; and a client gets at most
+ * one CPU, however many threads it runs. */
 static const struct sdf_limits core_default = {.has_weight = true, .weight = 1000};
-static const struct sdf_limits client_default = {.has_weight = true, .weight = 100};
+static const struct sdf_limits client_default = {
+    .has_weight = true,
+    .weight = 100,
+    .has_cpu = true,
+    .cpu_budget_us = 10000,
+    .cpu_period_us = 10000,
+};
 
 static void core_limits(struct sdf_component *c, const struct sdf_net_spec *net)
 {

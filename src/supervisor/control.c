@@ -147,6 +147,11 @@ static void cmd_status(struct sup *s, struct out *o)
             snprintf(up, sizeof(up), "%.1fs", (double)(now - c->started_ns) / 1e9);
         out(o, "%-16s %-9s %8d %8u %9s  %s\n", c->def->name, comp_state_name(c->state),
             c->pid > 0 ? c->pid : 0, c->restarts, up, c->last_fault);
+        /* Its own line: LAST FAULT above is free text to the end. */
+        char lim[512];
+        sup_limits_status(s, &s->comps[i], lim, sizeof(lim));
+        out(o, "    %s  throttled log %u ctrl %u\n", lim, c->log_budget.throttled,
+            c->ctrl_budget.throttled);
         for (size_t k = 0; k < sys->nchannels; k++)
             for (int e = 0; e < 2; e++) {
                 const struct sdf_end *end = &sys->channels[k].end[e];

@@ -131,10 +131,11 @@ static void report_one(struct sup *s, const struct sdf_network *net, FILE *f)
         if (rx)
             fprintf(f, " rx_held=%llu rx_share=%u", (unsigned long long)rx->held[i], c->rx_share);
         if (tx)
-            fprintf(f, " resyncs=%llu resyncs_deferred=%llu garbage_pauses=%llu",
+            fprintf(f, " resyncs=%llu resyncs_deferred=%llu garbage_pauses=%llu notify_pauses=%llu",
                     (unsigned long long)(tx->resyncs[i] + (cp ? cp->resyncs : 0)),
                     (unsigned long long)(tx->resyncs_deferred[i] + (cp ? cp->resyncs_deferred : 0)),
-                    (unsigned long long)(tx->garbage_pauses[i] + (cp ? cp->garbage_pauses : 0)));
+                    (unsigned long long)(tx->garbage_pauses[i] + (cp ? cp->garbage_pauses : 0)),
+                    (unsigned long long)(tx->notify_pauses[i] + (cp ? cp->notify_pauses : 0)));
         if (rx)
             drops(f, "rx", rx->client[i].drops, cp ? cp->delivered.drops : NULL);
         if (tx)

@@ -139,8 +139,8 @@ static void build_boot(struct sup *s, struct comp *c, struct dmx_boot *b, struct
     for (size_t k = 0; k < c->def->nconfig; k++) {
         size_t kl = strlen(c->def->config[k].key) + 1, vl = strlen(c->def->config[k].value) + 1;
         if (len + kl + vl > sizeof(b->config)) {
-            sup_log("component '%s': config larger than %zu bytes, truncated", c->def->name,
-                    sizeof(b->config));
+            sup_comp_log(c, "component '%s': config larger than %zu bytes, truncated", c->def->name,
+                         sizeof(b->config));
             break;
         }
         memcpy(b->config + len, c->def->config[k].key, kl);
@@ -272,9 +272,14 @@ static void child_fail(const char *what)
 
 /* Runs in the child between fork and exec: only async-signal-safe calls. */
 static void child(struct sup *s, struct comp *c, const struct grants *g, int boot_fd, int ctrl_fd,
-                  int log_fd, int prog_fd, char *const envp[])
+                  int log_fd, int prog_fd, char *const envp[], const struct lim_start *ls)
 {
     setpgid(0, 0); /* the terminal's Ctrl-C goes to the supervisor only */
+    /* Into its groups and under its rlimits first, while still root (a
+     * component uid cannot write cgroup files): nothing it runs, not even
+     * the dynamic loader, is outside its quota. */
+    if (sup_limits_enter(ls))
+        child_fail("entering its CPU, memory and thread limits");
     /* The supervisor blocks the signals it takes through signalfd; a
      * component starts with none blocked and default dispositions. */
     sigset_t none;
@@ -357,19 +362,23 @@ int sup_spawn(struct sup *s, struct comp *c)
     prog_fd = open(c->def->program_path, O_PATH | O_CLOEXEC);
     if (boot_fd < 0 || prog_fd < 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) ||
         pipe2(lp, O_CLOEXEC)) {
-        sup_log("cannot start '%s': %s", c->def->name, strerror(errno));
+        sup_comp_log(c, "cannot start '%s': %s", c->def->name, strerror(errno));
         goto out;
     }
     char asan[512], ubsan[512], *envp[4];
     build_env(envp, asan, sizeof(asan), ubsan, sizeof(ubsan));
+    struct lim_start ls;
+    if (sup_limits_prepare(s, c, &ls))
+        goto out;
 
     pid_t pid = fork();
+    if (pid == 0)
+        child(s, c, &g, boot_fd, sv[1], lp[1], prog_fd, envp, &ls);
+    sup_limits_release(&ls);
     if (pid < 0) {
-        sup_log("cannot start '%s': fork: %s", c->def->name, strerror(errno));
+        sup_comp_log(c, "cannot start '%s': fork: %s", c->def->name, strerror(errno));
         goto out;
     }
-    if (pid == 0)
-        child(s, c, &g, boot_fd, sv[1], lp[1], prog_fd, envp);
 
     /* Both sides set the group, so a kill(-pid) can never miss the child. */
     setpgid(pid, pid);
@@ -383,7 +392,7 @@ int sup_spawn(struct sup *s, struct comp *c)
     sv[0] = lp[0] = -1;
     fcntl(c->log_fd, F_SETFL, O_NONBLOCK);
     fcntl(c->ctrl_fd, F_SETFL, O_NONBLOCK);
-    sup_log("started '%s' (pid %d%s)", c->def->name, pid, c->restarts ? ", restarted" : "");
+    sup_comp_log(c, "started '%s' (pid %d%s)", c->def->name, pid, c->restarts ? ", restarted" : "");
     rc = 0;
 out:
     for (int i = 0; i < nowned; i++)

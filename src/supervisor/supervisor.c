@@ -28,17 +28,64 @@
 
 #define LOG_LINES_PER_SEC 200
 #define EVENT_READS       64 /* reads per event from one component's pipe or socket */
-#define STABLE_NS         (10ull * 1000000000ull) /* up this long: not a crash loop */
-#define STOP_GRACE_NS     (2ull * 1000000000ull)
+/* What one component's output and control messages may cost the supervisor
+ * per second.  A read is charged a fixed amount on top of its bytes, so a
+ * storm of tiny writes costs no more syscalls than one of big ones; a
+ * component that stays within LOG_LINES_PER_SEC lines of ordinary length is
+ * never held back.  Beyond it, its writes block in its own pipe and its
+ * sends fail with EAGAIN: its own problem. */
+#define LOG_BYTES_PER_SEC (256u * 1024)
+#define LOG_READ_COST     512u
+#define CTRL_MSGS_PER_SEC 500u
+#define THROTTLE_TICK_MS  100
+/* The supervisor's own lines about one component (start, fault, policy). */
+#define SUP_LINES_PER_WINDOW 30
+#define SUP_WINDOW_NS        (10ull * 1000000000ull)
+#define STABLE_NS            (10ull * 1000000000ull) /* up this long: not a crash loop */
+#define STOP_GRACE_NS        (2ull * 1000000000ull)
+
+static void sup_vlog(const char *fmt, va_list ap);
 
 void sup_log(const char *fmt, ...)
 {
-    char buf[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, ap);
+    sup_vlog(fmt, ap);
     va_end(ap);
+}
+
+static void sup_vlog(const char *fmt, va_list ap)
+{
+    char buf[1024];
+    vsnprintf(buf, sizeof(buf), fmt, ap);
     fprintf(stderr, "devmux: %s\n", buf);
+}
+
+static void sup_comp_flush(struct comp *c)
+{
+    if (c->sup_dropped)
+        sup_log("(%u lines about '%s' suppressed: over %d per %llu s)", c->sup_dropped,
+                c->def->name, SUP_LINES_PER_WINDOW, SUP_WINDOW_NS / 1000000000ull);
+    c->sup_dropped = 0;
+}
+
+void sup_comp_log(struct comp *c, const char *fmt, ...)
+{
+    uint64_t now = now_ns();
+    if (now - c->sup_window_ns > SUP_WINDOW_NS) {
+        sup_comp_flush(c);
+        c->sup_window_ns = now;
+        c->sup_lines = 0;
+    }
+    /* The first lines of each window get through: they say what happens. */
+    if (++c->sup_lines > SUP_LINES_PER_WINDOW) {
+        c->sup_dropped++;
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    sup_vlog(fmt, ap);
+    va_end(ap);
 }
 
 const char *comp_state_name(enum comp_state st)
@@ -80,7 +127,8 @@ int sup_send_ctrl(struct comp *c, const struct dmx_ctrl *m, int fd)
     if (sendmsg(c->ctrl_fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
         /* A full buffer means a busy component; the caller retries. */
         if (errno != EAGAIN)
-            sup_log("cannot reach '%s' on its control socket: %s", c->def->name, strerror(errno));
+            sup_comp_log(c, "cannot reach '%s' on its control socket: %s", c->def->name,
+                         strerror(errno));
         return -1;
     }
     return 0;
@@ -105,6 +153,95 @@ static void close_fd(struct sup *s, int *fd)
         epoll_ctl(s->epfd, EPOLL_CTL_DEL, *fd, NULL);
         close(*fd);
         *fd = -1;
+    }
+}
+
+/* ---- what reading a component may cost --------------------------------- */
+
+/* Refills b at rate per second (at most one second's worth) and says how
+ * much it holds. */
+static uint64_t budget_fill(struct read_budget *b, uint64_t rate)
+{
+    uint64_t now = now_ns(), dt = now - b->last_ns;
+    if (!b->last_ns || dt > 1000000000ull)
+        dt = 1000000000ull;
+    b->tokens += dt * rate / 1000000000ull;
+    if (b->tokens > rate)
+        b->tokens = rate;
+    b->last_ns = now;
+    return b->tokens;
+}
+
+static void budget_take(struct read_budget *b, uint64_t n)
+{
+    b->tokens = b->tokens > n ? b->tokens - n : 0;
+}
+
+static void watch(struct sup *s, int fd, uint32_t tag, uint32_t events)
+{
+    struct epoll_event ev = {.events = events, .data.u32 = tag};
+    if (fd >= 0 && epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev))
+        sup_log("epoll_ctl: %s", strerror(errno));
+}
+
+/* Stops watching fd until the throttle timer finds b refilled.  (Hang-up is
+ * still reported: a dead component's last bytes are few and drained.) */
+static void budget_pause(struct sup *s, struct read_budget *b, int fd, uint32_t tag)
+{
+    if (b->paused)
+        return;
+    b->paused = true;
+    b->throttled++;
+    watch(s, fd, tag, 0);
+    if (!s->throttle_armed) {
+        struct itimerspec its = {.it_value = {0, THROTTLE_TICK_MS * 1000000}};
+        timerfd_settime(s->throttle_fd, 0, &its, NULL);
+        s->throttle_armed = true;
+    }
+}
+
+static void budget_reset(struct read_budget *b)
+{
+    b->paused = false;
+    b->last_ns = 0; /* a fresh start gets a full second's budget */
+    b->tokens = 0;
+}
+
+static void on_throttle_timer(struct sup *s)
+{
+    uint64_t x;
+    if (read(s->throttle_fd, &x, sizeof(x)) != sizeof(x))
+        return;
+    s->throttle_armed = false;
+    bool again = false;
+    for (size_t i = 0; i < s->sys->ncomps; i++) {
+        struct comp *c = &s->comps[i];
+        struct {
+            struct read_budget *b;
+            int fd;
+            uint32_t tag, rate, min;
+        } w[2] = {
+            {&c->log_budget, c->log_fd, EV_LOG | (uint32_t)i, LOG_BYTES_PER_SEC,
+             LOG_READ_COST + sizeof(c->logbuf)},
+            {&c->ctrl_budget, c->ctrl_fd, EV_CTRL | (uint32_t)i, CTRL_MSGS_PER_SEC, 1},
+        };
+        for (int k = 0; k < 2; k++) {
+            if (!w[k].b->paused)
+                continue;
+            if (w[k].fd < 0) {
+                w[k].b->paused = false;
+            } else if (budget_fill(w[k].b, w[k].rate) >= w[k].min) {
+                w[k].b->paused = false;
+                watch(s, w[k].fd, w[k].tag, EPOLLIN);
+            } else {
+                again = true;
+            }
+        }
+    }
+    if (again) {
+        struct itimerspec its = {.it_value = {0, THROTTLE_TICK_MS * 1000000}};
+        timerfd_settime(s->throttle_fd, 0, &its, NULL);
+        s->throttle_armed = true;
     }
 }
 
@@ -138,12 +275,27 @@ static void emit_line(struct comp *c, const char *line, size_t len)
 }
 
 /* Reads at most `rounds` chunks, so a component that writes without pause
- * cannot keep the supervisor in one event (epoll reports the rest again).
- * Returns false at end of file. */
-static bool read_log(struct comp *c, unsigned rounds)
+ * cannot keep the supervisor in one event (epoll reports the rest again),
+ * and, when budgeted, only what its log budget allows.  Returns false at
+ * end of file. */
+static bool read_log(struct sup *s, struct comp *c, unsigned rounds, bool budgeted)
 {
+    struct read_budget *b = &c->log_budget;
+    if (budgeted)
+        budget_fill(b, LOG_BYTES_PER_SEC);
     while (rounds--) {
-        ssize_t n = read(c->log_fd, c->logbuf + c->loglen, sizeof(c->logbuf) - c->loglen);
+        size_t want = sizeof(c->logbuf) - c->loglen;
+        if (budgeted) {
+            if (b->tokens <= LOG_READ_COST) {
+                budget_pause(s, b, c->log_fd, EV_LOG | (uint32_t)c->idx);
+                return true;
+            }
+            if (want > b->tokens - LOG_READ_COST)
+                want = (size_t)(b->tokens - LOG_READ_COST);
+        }
+        ssize_t n = read(c->log_fd, c->logbuf + c->loglen, want);
+        if (budgeted)
+            budget_take(b, LOG_READ_COST + (n > 0 ? (uint64_t)n : 0));
         if (n <= 0)
             return n < 0;
         c->loglen += (size_t)n;
@@ -182,13 +334,25 @@ static void tell_peers(struct sup *s, struct comp *c, uint32_t type, int sig, in
         }
 }
 
-/* At most `rounds` messages, for the same reason as read_log.  Returns
- * false when the component's end is closed. */
-static bool read_ctrl(struct sup *s, struct comp *c, unsigned rounds)
+/* At most `rounds` messages, and when budgeted only as many as its control
+ * budget allows, for the same reasons as read_log.  Returns false when the
+ * component's end is closed. */
+static bool read_ctrl(struct sup *s, struct comp *c, unsigned rounds, bool budgeted)
 {
     struct dmx_ctrl m;
     ssize_t n = -1;
-    while (rounds-- && (n = recv(c->ctrl_fd, &m, sizeof(m), MSG_DONTWAIT)) > 0) {
+    struct read_budget *b = &c->ctrl_budget;
+    if (budgeted)
+        budget_fill(b, CTRL_MSGS_PER_SEC);
+    while (rounds--) {
+        if (budgeted && !b->tokens) {
+            budget_pause(s, b, c->ctrl_fd, EV_CTRL | (uint32_t)c->idx);
+            return true;
+        }
+        if ((n = recv(c->ctrl_fd, &m, sizeof(m), MSG_DONTWAIT)) <= 0)
+            break;
+        if (budgeted)
+            budget_take(b, 1);
         if (n != sizeof(m))
             continue;
         if (m.type == DMX_CTRL_READY && c->state == COMP_STARTING) {
@@ -203,10 +367,19 @@ static bool read_ctrl(struct sup *s, struct comp *c, unsigned rounds)
 
 /* ---- faults ------------------------------------------------------------ */
 
-static void describe_exit(struct comp *c, int status)
+static void describe_exit(struct sup *s, struct comp *c, int status)
 {
     if (WIFSIGNALED(status)) {
         int sig = WTERMSIG(status);
+        if (sig == SIGKILL && sup_limits_over_quota(s, c)) {
+            /* its group's own OOM killer: the host's never chose it */
+            snprintf(c->last_fault, sizeof(c->last_fault),
+                     "killed by signal 9 (KILL): over its memory quota of %.1f MiB (%.1f MiB "
+                     "private + %.1f MiB regions)",
+                     (double)c->lim.quota / (1 << 20), (double)c->lim.eff.memory / (1 << 20),
+                     (double)c->lim.regions / (1 << 20));
+            return;
+        }
         if (sig == SIGSYS && c->syscall_nr >= 0) {
             char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, c->syscall_nr);
             snprintf(c->last_fault, sizeof(c->last_fault),
@@ -257,18 +430,18 @@ static void on_exit_status(struct sup *s, struct comp *c, int status)
 {
     /* Whatever it said last still counts: drain output and control. */
     if (c->log_fd >= 0)
-        read_log(c, UINT_MAX); /* it is dead: what is left is finite */
+        read_log(s, c, UINT_MAX, false); /* it is dead: what is left is finite */
     if (c->loglen) {
         emit_line(c, c->logbuf, c->loglen);
         c->loglen = 0;
     }
     if (c->ctrl_fd >= 0)
-        read_ctrl(s, c, UINT_MAX);
+        read_ctrl(s, c, UINT_MAX, false);
     close_fd(s, &c->log_fd);
     close_fd(s, &c->ctrl_fd);
     c->pid = 0;
     sup_machine_comp_exited(s, c);
-    describe_exit(c, status);
+    describe_exit(s, c, status);
     int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : 0;
 
@@ -276,7 +449,7 @@ static void on_exit_status(struct sup *s, struct comp *c, int status)
         c->state = COMP_STOPPED;
         return;
     }
-    sup_log("component '%s' %s", c->def->name, c->last_fault);
+    sup_comp_log(c, "component '%s' %s", c->def->name, c->last_fault);
     if (c->restart_requested) {
         c->restart_requested = false;
         c->state = COMP_BACKOFF;
@@ -295,8 +468,8 @@ static void on_exit_status(struct sup *s, struct comp *c, int status)
         c->crash_streak++;
         c->state = COMP_BACKOFF;
         tell_peers(s, c, DMX_CTRL_PEER_FAULT, sig, code, DMX_CTRL_F_RESTARTING);
-        sup_log("fault policy of '%s': restart in %llu ms", c->def->name,
-                (unsigned long long)delay);
+        sup_comp_log(c, "fault policy of '%s': restart in %llu ms", c->def->name,
+                     (unsigned long long)delay);
         arm_timer(c, delay);
         break;
     }
@@ -332,6 +505,8 @@ static int start(struct sup *s, struct comp *c)
 {
     if (sup_spawn(s, c))
         return -1;
+    budget_reset(&c->log_budget);
+    budget_reset(&c->ctrl_budget);
     sup_epoll_add(s, c->log_fd, EV_LOG | (uint32_t)c->idx);
     sup_epoll_add(s, c->ctrl_fd, EV_CTRL | (uint32_t)c->idx);
     return 0;
@@ -341,7 +516,7 @@ int sup_restart(struct sup *s, struct comp *c, const char *why)
 {
     if (s->stopping)
         return -1;
-    sup_log("restarting '%s': %s", c->def->name, why);
+    sup_comp_log(c, "restarting '%s': %s", c->def->name, why);
     c->crash_streak = 0;
     if (c->pid > 0) {
         /* Killed on request: on_exit_status runs the restart policy as for
@@ -406,6 +581,12 @@ static int setup(struct sup *s, const char *ctl_path)
         return -1;
     }
     sup_epoll_add(s, s->retry_fd, EV_RETRY);
+    s->throttle_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (s->throttle_fd < 0) {
+        sup_log("setup: %s", strerror(errno));
+        return -1;
+    }
+    sup_epoll_add(s, s->throttle_fd, EV_THROTTLE);
 
     s->comps = xcalloc(sys->ncomps, sizeof(*s->comps));
     for (size_t i = 0; i < sys->ncomps; i++) {
@@ -438,7 +619,7 @@ static int setup(struct sup *s, const char *ctl_path)
      * memory modules of their machine), then QEMU, before any component:
      * drivers find their devices assigned when they start. */
     if (sup_create_machines(s) || sup_create_resources(s) || sup_create_devices(s) ||
-        sup_start_machines(s))
+        sup_limits_setup(s) || sup_start_machines(s))
         return -1;
     if (ctl_open(s, ctl_path))
         return -1;
@@ -451,6 +632,7 @@ static void teardown(struct sup *s)
     ctl_close(s);
     for (size_t i = 0; s->comps && i < s->sys->ncomps; i++) {
         struct comp *c = &s->comps[i];
+        sup_comp_flush(c);
         close_fd(s, &c->log_fd);
         close_fd(s, &c->ctrl_fd);
         if (c->stats)
@@ -461,6 +643,7 @@ static void teardown(struct sup *s)
             close(c->timer_fd);
     }
     sup_free_machines(s);
+    sup_limits_teardown(s); /* every process is gone: the groups are empty */
     sup_free_devices(s);
     sup_free_resources(s);
     free(s->comps);
@@ -470,6 +653,8 @@ static void teardown(struct sup *s)
         close(s->sigfd);
     if (s->retry_fd >= 0)
         close(s->retry_fd);
+    if (s->throttle_fd >= 0)
+        close(s->throttle_fd);
     if (s->devnull >= 0)
         close(s->devnull);
 }
@@ -505,8 +690,13 @@ int devmux_run(const char *file, const char *ctl_path, const struct sdf_options 
         sdf_errors_free(&errs);
         return 2;
     }
-    struct sup s = {
-        .sys = sys, .epfd = -1, .sigfd = -1, .ctl_fd = -1, .devnull = -1, .retry_fd = -1};
+    struct sup s = {.sys = sys,
+                    .epfd = -1,
+                    .sigfd = -1,
+                    .ctl_fd = -1,
+                    .devnull = -1,
+                    .retry_fd = -1,
+                    .throttle_fd = -1};
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (setup(&s, ctl_path)) {
         teardown(&s);
@@ -546,13 +736,20 @@ int devmux_run(const char *file, const char *ctl_path, const struct sdf_options 
             case EV_CTL:
                 ctl_accept(&s);
                 break;
+            /* A hang-up (its end closed) is drained whole: what a pipe or a
+             * socket buffer holds is finite, and budgets do not apply. */
             case EV_LOG:
-                if (c && c->log_fd >= 0 && !read_log(c, EVENT_READS))
+                if (c && c->log_fd >= 0 &&
+                    !read_log(&s, c, EVENT_READS, !(evs[i].events & (EPOLLHUP | EPOLLERR))))
                     close_fd(&s, &c->log_fd);
                 break;
             case EV_CTRL:
-                if (c && c->ctrl_fd >= 0 && !read_ctrl(&s, c, EVENT_READS))
+                if (c && c->ctrl_fd >= 0 &&
+                    !read_ctrl(&s, c, EVENT_READS, !(evs[i].events & (EPOLLHUP | EPOLLERR))))
                     close_fd(&s, &c->ctrl_fd);
+                break;
+            case EV_THROTTLE:
+                on_throttle_timer(&s);
                 break;
             case EV_TIMER:
                 if (c)

@@ -282,7 +282,8 @@ static void valid_network_expands(void **state)
     assert_true(a->limits.has_weight && a->limits.weight == 100);
     assert_true(a->limits.has_threads && a->limits.threads == 16);
     assert_true(a->limits.has_memory && a->limits.memory == 64u << 20);
-    assert_false(a->limits.has_cpu);
+    assert_true(a->limits.has_cpu && a->limits.cpu_budget_us == 10000 &&
+                a->limits.cpu_period_us == 10000);
     assert_true(b->limits.has_memory && b->limits.memory == 32u << 20);
     assert_true(b->limits.has_cpu && b->limits.cpu_budget_us == 2500 &&
                 b->limits.cpu_period_us == 10000);

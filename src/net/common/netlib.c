@@ -154,6 +154,20 @@ uint64_t net_resync_wait(struct net_resync_limit *l)
     return NET_RESYNC_INTERVAL_NS - l->credit_ns;
 }
 
+bool net_storm_idle(struct net_storm *s, microkit_channel ch)
+{
+    uint64_t now = devmux_now_ns();
+    if (now - s->window_ns >= NET_STORM_WINDOW_NS) {
+        s->window_ns = now;
+        s->idle = 0;
+    }
+    if (++s->idle <= NET_STORM_LIMIT)
+        return false;
+    s->idle = 0;
+    devmux_channel_quiet(ch, NET_STORM_QUIET_NS);
+    return true;
+}
+
 int net_policy_find(const struct net_policy *p, const uint8_t *mac)
 {
     for (unsigned i = 0; i < p->n; i++)

@@ -50,6 +50,22 @@ struct net_resync_limit {
 /* 0: answer now (the token is taken); else ns until it may be answered. */
 uint64_t net_resync_wait(struct net_resync_limit *l);
 
+/* A peer that notifies without giving us work (a storm) gets its channel
+ * left quiet (devmux_channel_quiet) for a while: more than
+ * NET_STORM_LIMIT idle notifications in NET_STORM_WINDOW_NS cost it
+ * NET_STORM_QUIET_NS of silence.  An honest peer notifies only when we
+ * asked (the queues' wake flags), so it never comes near the limit. */
+#define NET_STORM_LIMIT     32
+#define NET_STORM_WINDOW_NS 1000000ull
+#define NET_STORM_QUIET_NS  1000000ull
+struct net_storm {
+    uint32_t idle;
+    uint64_t window_ns;
+};
+/* One notification on ch that brought no work.  Returns true when the
+ * channel was just made quiet. */
+bool net_storm_idle(struct net_storm *s, microkit_channel ch);
+
 /* The pair is reset: answer req on channel ch and remember it in *acked. */
 static inline void net_sync_ack(struct net_sync *s, uint32_t req, uint32_t *acked,
                                 microkit_channel ch)

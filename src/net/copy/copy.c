@@ -47,6 +47,8 @@ static bool resync_put_off;                  /* one is waiting for the timer */
 #define GARBAGE_WINDOW_NS 10000000ull
 static uint32_t garbage;
 static uint64_t garbage_window_ns, paused_until_ns;
+static uint64_t accepted;      /* client buffers taken from rx.free, ever */
+static struct net_storm storm; /* the client's notifications that brought nothing */
 
 static void on_fault(void *ctx, enum dmq_fault f, const char *queue, uint64_t a, uint64_t b)
 {
@@ -168,8 +170,10 @@ static void take_client_buffers(uint32_t limit)
         return;
     for (uint32_t n = 0; n < limit && top < cl_count && (r = dmq_dequeue(&cl_free, &d)) >= 0; n++) {
         wake_client |= r == 1;
-        if (dmq_pool_accept(&cl_pool, &cl_free.q, &d, &i))
+        if (dmq_pool_accept(&cl_pool, &cl_free.q, &d, &i)) {
             stack[top++] = i;
+            accepted++;
+        }
     }
 }
 
@@ -286,11 +290,25 @@ static void resync(void)
 
 void notified(microkit_channel ch)
 {
+    uint64_t before = accepted;
+    uint32_t acked_before = acked;
+    bool waiting = cl_wait;
     own_handshake(ch);
     if (ch == NET_COPY_CH_CLIENT || (ch == DEVMUX_TIMER_CHANNEL && resync_put_off))
         resync();
     if (virt_up)
         run();
+    /* From the client, and it brought neither buffers nor a handshake. */
+    if (ch == NET_COPY_CH_CLIENT && accepted == before && acked == acked_before &&
+        waiting == cl_wait && !resync_put_off && net_storm_idle(&storm, ch)) {
+        stats->notify_pauses++;
+        net_log_limited(&rl,
+                        "client %s: over %d notifications in %llu ms with nothing to do; its "
+                        "channel is quiet for %llu ms",
+                        client, NET_STORM_LIMIT,
+                        (unsigned long long)(NET_STORM_WINDOW_NS / 1000000),
+                        (unsigned long long)(NET_STORM_QUIET_NS / 1000000));
+    }
 }
 
 void peer_fault(microkit_channel ch, const struct devmux_fault_info *info)

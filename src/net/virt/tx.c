@@ -50,6 +50,8 @@ struct client {
      * sits out because it went over the budget. */
     uint32_t garbage;
     uint64_t garbage_window_ns, paused_until_ns;
+    uint64_t taken;         /* descriptors taken from it, ever */
+    struct net_storm storm; /* its notifications that brought nothing */
 };
 
 /* Work a client's garbage may cost us: refused descriptors per window.
@@ -395,6 +397,7 @@ static bool serve_client(unsigned i, uint64_t *wake_ns)
             /* Every descriptor taken counts against the batch, good or
              * bad: garbage must not buy a client a longer turn. */
             n++;
+            c->taken++;
             if (!dmq_pool_accept(&c->pool, &c->active.q, &d, &idx))
                 continue;
             if (len < NET_MIN_FRAME || len > NET_MAX_FRAME) {
@@ -553,10 +556,28 @@ void notified(microkit_channel ch)
 {
     if (ch == DEVMUX_TIMER_CHANNEL)
         resync_put_off();
-    if (ch == NET_TXV_CH_DRV)
+    if (ch == NET_TXV_CH_DRV) {
         resync_driver();
-    else if (ch >= NET_TXV_CH_CLIENT0 && ch < NET_TXV_CH_CLIENT0 + pol.n)
+    } else if (ch >= NET_TXV_CH_CLIENT0 && ch < NET_TXV_CH_CLIENT0 + pol.n) {
+        struct client *c = &clients[ch - NET_TXV_CH_CLIENT0];
+        uint64_t taken = c->taken;
+        uint32_t acked = c->acked;
         resync_client(ch - NET_TXV_CH_CLIENT0);
+        run();
+        /* Nothing taken, no handshake: a notification we did not need. */
+        if (c->taken == taken && c->acked == acked && !c->resync_waiting &&
+            net_storm_idle(&c->storm, ch)) {
+            unsigned i = ch - NET_TXV_CH_CLIENT0;
+            stats->notify_pauses[i]++;
+            net_log_limited(&c->log,
+                            "client %s: over %d notifications in %llu ms with nothing to do; "
+                            "its channel is quiet for %llu ms",
+                            pol.c[i].name, NET_STORM_LIMIT,
+                            (unsigned long long)(NET_STORM_WINDOW_NS / 1000000),
+                            (unsigned long long)(NET_STORM_QUIET_NS / 1000000));
+        }
+        return;
+    }
     run();
 }
 
