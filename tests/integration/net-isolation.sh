@@ -198,9 +198,10 @@ run_schedule() {
                 phase_end=$((phase_start + PHASE_MS * 1000))
                 if [ $pair_on = 1 ] && [ "$a" = arp-spoof ] && [ -z "$sampler" ]; then
                     # The lan's neighbour entry for a, ten times a second,
-                    # from the first spoofing phase to the end of this attack.
+                    # from the first spoofing phase to near the end of this
+                    # attack (the checks that follow need the rest).
                     (
-                        end=$((start_us + (k + 2 * PAIRS) * PHASE_MS * 1000))
+                        end=$((start_us + ((k + 2 * PAIRS) * PHASE_MS - 2000) * 1000))
                         while [ "$(now_us)" -lt $end ]; do
                             ip -n $NP-lan neigh show 10.77.0.10
                             sleep 0.1
