@@ -442,6 +442,18 @@ static const struct sdf_limits client_default = {
     .cpu_budget_us = 10000,
     .cpu_period_us = 10000,
 };
+/* A TAP client's frontend is our own program (net-tap): the client OS is
+ * the Linux stack behind the TAP interface, outside any of our groups, and
+ * reaches us only through that device.  The frontend is as trusted as a
+ * copier and weighs as much, so that work the core does for a noisy
+ * neighbour cannot starve the frontend of an honest one. */
+static const struct sdf_limits tap_default = {
+    .has_weight = true,
+    .weight = 1000,
+    .has_cpu = true,
+    .cpu_budget_us = 10000,
+    .cpu_period_us = 10000,
+};
 
 static void core_limits(struct sdf_component *c, const struct sdf_net_spec *net)
 {
@@ -497,7 +509,7 @@ static void expand(struct sdf_system *sys, const struct sdf_net_spec *net, uint8
         struct sdf_component *c = &sys->comps[ci];
         c->limits = cl->comp.limits;
         sdf_limits_inherit(&c->limits, &net->client_limits);
-        sdf_limits_inherit(&c->limits, &client_default);
+        sdf_limits_inherit(&c->limits, cl->has_tap ? &tap_default : &client_default);
         for (size_t k = 0; k < cl->comp.nconfig; k++)
             set_cfg(c, xstrdup(cl->comp.config[k].key), xstrdup(cl->comp.config[k].value));
         char m[18];

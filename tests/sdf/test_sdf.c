@@ -279,7 +279,8 @@ static void valid_network_expands(void **state)
     assert_true(drv->limits.has_weight && drv->limits.weight == 1000);
     assert_int_equal(comp(sys, "lan0.copy.a")->limits.weight, 1000);
     assert_false(rxv->limits.has_memory);
-    assert_true(a->limits.has_weight && a->limits.weight == 100);
+    assert_true(a->limits.has_weight && a->limits.weight == 1000); /* a TAP frontend */
+    assert_true(b->limits.has_weight && b->limits.weight == 100);  /* a program of its own */
     assert_true(a->limits.has_threads && a->limits.threads == 16);
     assert_true(a->limits.has_memory && a->limits.memory == 64u << 20);
     assert_true(a->limits.has_cpu && a->limits.cpu_budget_us == 10000 &&
