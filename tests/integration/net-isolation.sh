@@ -56,13 +56,9 @@ SKIPPED=0 # phases not measured (script late) or measurements discarded (overran
 REPORT="$T/report"
 
 net_init
-# The measuring tools (this script, ping, iperf3 at both ends) stand for the
-# honest OS's applications, which on a real host run on a machine of their
-# own: they go ahead of the load the attacks generate on this 2-core bench
-# (the lan's UDP flood runs at normal priority), so that a measurement is
-# held up by the network under test and not by process start-up under load.
-renice -n -10 -p $$ > /dev/null
-[ -f "/run/$NP-lan-iperf3.pid" ] && renice -n -10 -p "$(cat "/run/$NP-lan-iperf3.pid")" > /dev/null
+# The measuring tools (this script, ping, iperf3 at both ends) run at normal
+# priority: they stand for the honest OS's applications and for the far
+# host, and favouring them would flatter the network under test.
 LAN_MAC=$(ip -n $NP-lan -o link show eth0 | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2)
 [ -n "$LAN_MAC" ] || fail "no MAC on the lan's eth0"
 
