@@ -6,7 +6,7 @@
 # (/proc) and the descriptors they refused (`devmux ctl net`), and prints
 # the cost per refused descriptor and the share of a CPU it comes to.
 # The same client idle gives the floor.  The bound of docs/protocols/net.md
-# §4 is 256 refusals per 10 ms per client before it sits the window out.
+# §4 is 64 refusals per 10 ms per client before it sits the window out.
 #
 #   bench/net/garbage.sh [BUILD_DIR]      as root; WINDOW (s, default 10)
 set -euo pipefail

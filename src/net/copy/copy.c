@@ -43,7 +43,7 @@ static bool resync_put_off;                  /* one is waiting for the timer */
 #define SCAN_PER_FRAME 32
 /* Refused descriptors per window before the client's rx.free is left alone
  * for the rest of it (as in the tx virtualiser). */
-#define GARBAGE_BUDGET    256
+#define GARBAGE_BUDGET    64
 #define GARBAGE_WINDOW_NS 10000000ull
 static uint32_t garbage;
 static uint64_t garbage_window_ns, paused_until_ns;

@@ -61,7 +61,7 @@ struct client {
  * core at most GARBAGE_BUDGET refusals per GARBAGE_WINDOW_NS per client
  * (measured in docs/benchmarks.md), while an honest client never refuses
  * anything and is never paused. */
-#define GARBAGE_BUDGET    256
+#define GARBAGE_BUDGET    64
 #define GARBAGE_WINDOW_NS 10000000ull
 
 static struct net_policy pol;
