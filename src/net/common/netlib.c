@@ -135,6 +135,42 @@ int net_policy_load(struct net_policy *p)
     return 0;
 }
 
+#define NS_PER_S 1000000000u
+
+void net_bucket_init(struct net_bucket *b, uint64_t rate, uint64_t burst)
+{
+    b->rate = rate;
+    b->burst = burst;
+    b->tokens = (unsigned __int128)burst * 8 * NS_PER_S;
+    b->last_ns = devmux_now_ns();
+}
+
+bool net_bucket_take(struct net_bucket *b, uint32_t len, uint64_t *wait_ns)
+{
+    if (!b->rate)
+        return true;
+    uint64_t now = devmux_now_ns();
+    unsigned __int128 cap = (unsigned __int128)b->burst * 8 * NS_PER_S;
+    unsigned __int128 add = (unsigned __int128)(now - b->last_ns) * b->rate;
+    b->last_ns = now;
+    b->tokens = add >= cap - b->tokens ? cap : b->tokens + add;
+    unsigned __int128 need = (unsigned __int128)len * 8 * NS_PER_S;
+    if (b->tokens >= need) {
+        b->tokens -= need;
+        return true;
+    }
+    if (wait_ns)
+        *wait_ns = (uint64_t)((need - b->tokens + b->rate - 1) / b->rate);
+    return false;
+}
+
+uint64_t net_bucket_half_fill_ns(const struct net_bucket *b)
+{
+    if (!b->rate)
+        return 0;
+    return (uint64_t)((unsigned __int128)b->burst * 8 * NS_PER_S / 2 / b->rate);
+}
+
 uint64_t net_resync_wait(struct net_resync_limit *l)
 {
     const uint64_t cap = NET_RESYNC_BURST * NET_RESYNC_INTERVAL_NS;

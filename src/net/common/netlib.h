@@ -36,6 +36,24 @@ static inline uint32_t net_sync_pending(struct net_sync *s, uint32_t acked)
     uint32_t req = atomic_load_explicit(&s->request, memory_order_acquire);
     return req == acked ? 0 : req;
 }
+/* A token bucket of bits, in bit-nanoseconds per second (bits x 1e9), so
+ * that time converts to tokens exactly and no remainder is ever lost,
+ * however often the bucket is looked at: a neighbour that wakes us
+ * constantly cannot make a limited client's tokens round away.  The tx
+ * virtualiser shapes with it (rate), the rx virtualiser polices (rx_rate). */
+struct net_bucket {
+    uint64_t rate, burst; /* bits per second (0: unlimited), bytes */
+    unsigned __int128 tokens;
+    uint64_t last_ns;
+};
+/* A full bucket. */
+void net_bucket_init(struct net_bucket *b, uint64_t rate, uint64_t burst);
+/* Takes len bytes' worth if the bucket has them and returns true; else
+ * returns false and, if wait_ns is not NULL, sets it to when it will. */
+bool net_bucket_take(struct net_bucket *b, uint32_t len, uint64_t *wait_ns);
+/* The time it takes an empty bucket to fill half-way. */
+uint64_t net_bucket_half_fill_ns(const struct net_bucket *b);
+
 /* A survivor answers restart handshakes at a bounded rate: a peer that asks
  * again and again without restarting must not keep it busy resetting
  * queues.  A request after a fault the supervisor reported is answered at

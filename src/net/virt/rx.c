@@ -27,10 +27,8 @@ struct copier {
      * it: at most pol.c[k].rx_share, so no client, slow or flooded, can pin
      * more of the pool than its share (net.md §5). */
     uint32_t held;
-    /* Ingress policing (rx_rate): a token bucket in bit-nanoseconds per
-     * second, as the tx virtualiser's, but frames over it are dropped. */
-    unsigned __int128 tokens;
-    uint64_t last_ns;
+    /* Ingress policing (rx_rate): frames over it are dropped. */
+    struct net_bucket bucket;
 };
 
 /* One shared buffer pool: rx_dma (from the driver) or tx_dma (local). */
@@ -131,8 +129,7 @@ void init(void)
         copiers[i].sync = cs->addr;
         copiers[i].acked = atomic_load(&copiers[i].sync->ack);
         copiers[i].up = true;
-        copiers[i].tokens = (unsigned __int128)pol.c[i].rx_burst * 8 * 1000000000u;
-        copiers[i].last_ns = devmux_now_ns();
+        net_bucket_init(&copiers[i].bucket, pol.c[i].rx_rate_bps, pol.c[i].rx_burst);
         if (!pol.c[i].rx_share)
             pol.c[i].rx_share = rxp.count / 2;
         stats->held[i] = 0;
@@ -162,21 +159,7 @@ static void give_driver(void)
  * their way in and nobody upstream would see backpressure. */
 static bool rx_rate_allows(unsigned k, uint32_t len)
 {
-    uint64_t rate = pol.c[k].rx_rate_bps;
-    if (!rate)
-        return true;
-    struct copier *c = &copiers[k];
-    const unsigned __int128 ns_per_s = 1000000000u;
-    uint64_t now = devmux_now_ns();
-    unsigned __int128 cap = (unsigned __int128)pol.c[k].rx_burst * 8 * ns_per_s;
-    unsigned __int128 add = (unsigned __int128)(now - c->last_ns) * rate;
-    c->last_ns = now;
-    c->tokens = add >= cap - c->tokens ? cap : c->tokens + add;
-    unsigned __int128 need = (unsigned __int128)len * 8 * ns_per_s;
-    if (c->tokens < need)
-        return false;
-    c->tokens -= need;
-    return true;
+    return net_bucket_take(&copiers[k].bucket, len, NULL);
 }
 
 /* A DHCP server's answer to client k, seen on its way: remember the lease,

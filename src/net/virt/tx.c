@@ -36,12 +36,8 @@ struct client {
     bool throttled;   /* the pending frame was already counted as throttled */
     struct dmq_desc pending;
     uint32_t pending_idx;
-    /* Token bucket in bit-nanoseconds per second (bits x 1e9), so that time
-     * converts to tokens exactly and no remainder is ever lost, however
-     * often the bucket is looked at. */
-    unsigned __int128 tokens;
-    uint64_t last_ns;
-    uint32_t inflight; /* tx_dma buffers holding its frames */
+    struct net_bucket bucket; /* its rate limit */
+    uint32_t inflight;        /* tx_dma buffers holding its frames */
     bool notify_free;
     struct net_ratelog log;
     struct net_binding bind;        /* the addresses it may use */
@@ -204,8 +200,7 @@ void init(void)
             devmux_log("client %s: bound addresses: %s", pol.c[i].name, err);
             goto fail;
         }
-        c->tokens = (unsigned __int128)pol.c[i].burst * 8 * 1000000000u;
-        c->last_ns = devmux_now_ns();
+        net_bucket_init(&c->bucket, pol.c[i].rate_bps, pol.c[i].burst);
         if (attach_client(i, false))
             goto fail;
     }
@@ -220,28 +215,15 @@ fail:
 static bool rate_allows(unsigned i, uint32_t len, uint64_t *wait_ns)
 {
     struct client *c = &clients[i];
-    uint64_t rate = pol.c[i].rate_bps;
-    if (!rate)
+    if (net_bucket_take(&c->bucket, len, wait_ns))
         return true;
-    const unsigned __int128 ns_per_s = 1000000000u;
-    uint64_t now = devmux_now_ns();
-    unsigned __int128 cap = (unsigned __int128)pol.c[i].burst * 8 * ns_per_s;
-    unsigned __int128 add = (unsigned __int128)(now - c->last_ns) * rate;
-    c->last_ns = now;
-    c->tokens = add >= cap - c->tokens ? cap : c->tokens + add;
-    unsigned __int128 need = (unsigned __int128)len * 8 * ns_per_s;
-    if (c->tokens >= need) {
-        c->tokens -= need;
-        return true;
-    }
-    *wait_ns = (uint64_t)((need - c->tokens + rate - 1) / rate);
     /* Waking for every frame of a limited client (every 112 us at 100
      * Mbit/s) would cost the core more than the client's frames: wait for
      * several at once, up to 1 ms, but never longer than it takes to fill
      * half the burst, so the bucket never overflows meanwhile and the rate
      * is kept exactly. */
-    uint64_t half_burst_ns = (uint64_t)(cap / 2 / rate);
-    uint64_t coarse = half_burst_ns < SHAPE_TICK_NS ? half_burst_ns : SHAPE_TICK_NS;
+    uint64_t half = net_bucket_half_fill_ns(&c->bucket);
+    uint64_t coarse = half < SHAPE_TICK_NS ? half : SHAPE_TICK_NS;
     if (*wait_ns < coarse)
         *wait_ns = coarse;
     return false;
