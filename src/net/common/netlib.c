@@ -190,6 +190,25 @@ uint64_t net_resync_wait(struct net_resync_limit *l)
     return NET_RESYNC_INTERVAL_NS - l->credit_ns;
 }
 
+bool net_garbage_paused(struct net_garbage *g, bool *started, uint64_t *wait_ns)
+{
+    uint64_t now = devmux_now_ns();
+    if (now < g->paused_until_ns) {
+        *wait_ns = g->paused_until_ns - now;
+        return true;
+    }
+    if (now - g->window_ns >= NET_GARBAGE_WINDOW_NS) {
+        g->window_ns = now;
+        g->refused = 0;
+    }
+    if (g->refused <= NET_GARBAGE_BUDGET)
+        return false;
+    g->paused_until_ns = g->window_ns + NET_GARBAGE_WINDOW_NS;
+    *started = true;
+    *wait_ns = g->paused_until_ns > now ? g->paused_until_ns - now : 1;
+    return true;
+}
+
 bool net_storm_idle(struct net_storm *s, microkit_channel ch)
 {
     uint64_t now = devmux_now_ns();

@@ -68,6 +68,22 @@ struct net_resync_limit {
 /* 0: answer now (the token is taken); else ns until it may be answered. */
 uint64_t net_resync_wait(struct net_resync_limit *l);
 
+/* Work a peer's garbage may cost us (net.md §4): refused descriptors per
+ * window.  Beyond the budget it sits out the rest of the window, so
+ * garbage costs the core at most NET_GARBAGE_BUDGET refusals per
+ * NET_GARBAGE_WINDOW_NS per queue (measured in docs/benchmarks.md), while
+ * an honest peer never has a descriptor refused and is never paused.  The
+ * owner counts refusals in `refused` (its queue fault handler). */
+#define NET_GARBAGE_BUDGET    64
+#define NET_GARBAGE_WINDOW_NS 10000000ull
+struct net_garbage {
+    uint32_t refused;
+    uint64_t window_ns, paused_until_ns;
+};
+/* Is the peer sitting out a window?  When this call starts the pause, it
+ * sets *started; *wait_ns is the time until the pause ends. */
+bool net_garbage_paused(struct net_garbage *g, bool *started, uint64_t *wait_ns);
+
 /* A peer that notifies without giving us work (a storm) gets its channel
  * left quiet (devmux_channel_quiet) for a while: more than
  * NET_STORM_LIMIT idle notifications in NET_STORM_WINDOW_NS cost it

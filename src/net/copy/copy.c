@@ -41,19 +41,14 @@ static bool resync_put_off;                  /* one is waiting for the timer */
  * for want of a client buffer: the shared buffer is held meanwhile, so a
  * client feeding garbage must not make that time unbounded. */
 #define SCAN_PER_FRAME 32
-/* Refused descriptors per window before the client's rx.free is left alone
- * for the rest of it (as in the tx virtualiser). */
-#define GARBAGE_BUDGET    64
-#define GARBAGE_WINDOW_NS 10000000ull
-static uint32_t garbage;
-static uint64_t garbage_window_ns, paused_until_ns;
-static uint64_t accepted;      /* client buffers taken from rx.free, ever */
-static struct net_storm storm; /* the client's notifications that brought nothing */
+static struct net_garbage garbage; /* refused descriptors on rx.free (net.md §4) */
+static uint64_t accepted;          /* client buffers taken from rx.free, ever */
+static struct net_storm storm;     /* the client's notifications that brought nothing */
 
 static void on_fault(void *ctx, enum dmq_fault f, const char *queue, uint64_t a, uint64_t b)
 {
     (void)ctx;
-    garbage++;
+    garbage.refused++;
     stats->delivered.drops[f == DMQ_FAULT_INDEX ? NET_DROP_BAD_INDEX : NET_DROP_BAD_DESC]++;
     net_log_limited(&rl, "client %s: %s on its %s queue (%#llx, %#llx); ignored", client,
                     f == DMQ_FAULT_INDEX  ? "index jump"
@@ -141,21 +136,18 @@ static bool wake_client, wake_virt;
 /* Is the client sitting out a garbage window?  (net.md §4) */
 static bool client_paused(void)
 {
-    uint64_t now = devmux_now_ns();
-    if (now < paused_until_ns)
-        return true;
-    if (now - garbage_window_ns >= GARBAGE_WINDOW_NS) {
-        garbage_window_ns = now;
-        garbage = 0;
-    }
-    if (garbage <= GARBAGE_BUDGET)
+    bool started = false;
+    uint64_t wait;
+    if (!net_garbage_paused(&garbage, &started, &wait))
         return false;
-    paused_until_ns = garbage_window_ns + GARBAGE_WINDOW_NS;
-    stats->garbage_pauses++;
-    net_log_limited(&rl,
-                    "client %s: over %d refused descriptors in %llu ms; its rx.free is "
-                    "not read for the rest of it",
-                    client, GARBAGE_BUDGET, (unsigned long long)(GARBAGE_WINDOW_NS / 1000000));
+    if (started) {
+        stats->garbage_pauses++;
+        net_log_limited(&rl,
+                        "client %s: over %d refused descriptors in %llu ms; its rx.free is not "
+                        "read for the rest of it",
+                        client, NET_GARBAGE_BUDGET,
+                        (unsigned long long)(NET_GARBAGE_WINDOW_NS / 1000000));
+    }
     return true;
 }
 

@@ -43,22 +43,11 @@ struct client {
     struct net_binding bind;        /* the addresses it may use */
     struct net_resync_limit resync; /* its restart handshakes */
     bool resync_waiting;            /* a request put off; a timer brings us back */
-    /* Refused descriptors in the current garbage window, and until when it
-     * sits out because it went over the budget. */
-    uint32_t garbage;
-    uint64_t garbage_window_ns, paused_until_ns;
-    uint64_t taken;         /* descriptors taken from it, ever */
-    bool asked;             /* we sleep on its tx.active: a notification is due */
-    struct net_storm storm; /* its notifications that brought nothing */
+    struct net_garbage garbage;     /* its refused descriptors (net.md §4) */
+    uint64_t taken;                 /* descriptors taken from it, ever */
+    bool asked;                     /* we sleep on its tx.active: a notification is due */
+    struct net_storm storm;         /* its notifications that brought nothing */
 };
-
-/* Work a client's garbage may cost us: refused descriptors per window.
- * Beyond this it sits out the rest of the window, so garbage costs the
- * core at most GARBAGE_BUDGET refusals per GARBAGE_WINDOW_NS per client
- * (measured in docs/benchmarks.md), while an honest client never refuses
- * anything and is never paused. */
-#define GARBAGE_BUDGET    64
-#define GARBAGE_WINDOW_NS 10000000ull
 
 static struct net_policy pol;
 static struct client clients[NET_MAX_CLIENTS];
@@ -93,7 +82,7 @@ static void on_client_fault(void *ctx, enum dmq_fault f, const char *queue, uint
 {
     struct client *c = ctx;
     int i = (int)(c - clients);
-    c->garbage++;
+    c->garbage.refused++;
     stats->client[i].drops[f == DMQ_FAULT_INDEX ? NET_DROP_BAD_INDEX : NET_DROP_BAD_DESC]++;
     net_log_limited(&c->log, "client %s: %s on its %s queue (%#llx, %#llx); dropped", pol.c[i].name,
                     f == DMQ_FAULT_INDEX  ? "index jump"
@@ -347,37 +336,36 @@ static void give_back(struct client *c, uint32_t idx)
     c->notify_free = true;
 }
 
+/* Is client i sitting out a garbage window?  Its queue waits, ours don't:
+ * a timer (wake_ns) brings us back when the window ends. */
+static bool garbage_paused(unsigned i, uint64_t *wake_ns)
+{
+    struct client *c = &clients[i];
+    bool started = false;
+    uint64_t wait;
+    if (!net_garbage_paused(&c->garbage, &started, &wait))
+        return false;
+    if (started) {
+        stats->garbage_pauses[i]++;
+        net_log_limited(&c->log,
+                        "client %s: over %d refused descriptors in %llu ms; not served for the "
+                        "rest of it",
+                        pol.c[i].name, NET_GARBAGE_BUDGET,
+                        (unsigned long long)(NET_GARBAGE_WINDOW_NS / 1000000));
+    }
+    if (!*wake_ns || wait < *wake_ns)
+        *wake_ns = wait;
+    return true;
+}
+
 /* Take up to BATCH descriptors from client i.  Returns true if it has more. */
 static bool serve_client(unsigned i, uint64_t *wake_ns)
 {
     struct client *c = &clients[i];
-    uint64_t now = devmux_now_ns();
-    if (now < c->paused_until_ns) {
-        uint64_t wait = c->paused_until_ns - now;
-        if (!*wake_ns || wait < *wake_ns)
-            *wake_ns = wait;
-        return false;
-    }
-    if (now - c->garbage_window_ns >= GARBAGE_WINDOW_NS) {
-        c->garbage_window_ns = now;
-        c->garbage = 0;
-    }
     unsigned n = 0;
     while (n < BATCH) {
-        if (c->garbage > GARBAGE_BUDGET) {
-            /* Sit out the rest of the window: its queue waits, ours don't. */
-            c->paused_until_ns = c->garbage_window_ns + GARBAGE_WINDOW_NS;
-            stats->garbage_pauses[i]++;
-            net_log_limited(&c->log,
-                            "client %s: over %d refused descriptors in %llu ms; not served "
-                            "for the rest of it",
-                            pol.c[i].name, GARBAGE_BUDGET,
-                            (unsigned long long)(GARBAGE_WINDOW_NS / 1000000));
-            uint64_t wait = c->paused_until_ns > now ? c->paused_until_ns - now : 1;
-            if (!*wake_ns || wait < *wake_ns)
-                *wake_ns = wait;
+        if (garbage_paused(i, wake_ns))
             return false;
-        }
         if (!c->has_pending) {
             if (c->active.tail_seen == c->active.head && dmq_avail(&c->active) == 0)
                 return false;
@@ -394,7 +382,7 @@ static bool serve_client(unsigned i, uint64_t *wake_ns)
             if (!dmq_pool_accept(&c->pool, &c->active.q, &d, &idx))
                 continue;
             if (len < NET_MIN_FRAME || len > NET_MAX_FRAME) {
-                c->garbage++;
+                c->garbage.refused++;
                 stats->client[i].drops[NET_DROP_BAD_LEN]++;
                 net_log_limited(&c->log, "client %s: frame of %u bytes; expected %d..%d; dropped",
                                 pol.c[i].name, len, NET_MIN_FRAME, NET_MAX_FRAME);
