@@ -223,4 +223,13 @@ ct=$(echo "$line" | grep -Eo "ctrl [0-9]+$" | awk '{ print $2 }')
 ok "status shows storm's reads throttled (log $lt times, ctrl $ct times)"
 assert_pingpong_alive
 stop || fail "supervisor exited with $?"
+# A DEVMUX_LIMITS the supervisor does not know stops it before anything
+# runs, with what was expected; it never silently runs without limits.
+out=$(DEVMUX_LIMITS=bogus timeout 10 "$DEVMUX" run "$T/mem.yaml" --ctl "$T/bogus.sock" 2>&1)
+rc=$?
+[ $rc = 1 ] || fail "DEVMUX_LIMITS=bogus: exit status $rc, expected 1: $out"
+echo "$out" | grep -q "DEVMUX_LIMITS='bogus' is not understood; expected 'auto', 'rlimit' or 'off'" ||
+    fail "DEVMUX_LIMITS=bogus: no clear error: $out"
+echo "$out" | grep -q "started '" && fail "DEVMUX_LIMITS=bogus: a component started: $out"
+ok "an unknown DEVMUX_LIMITS is refused before anything starts"
 echo "$CHECKS checks passed"
